@@ -1,0 +1,112 @@
+"""The app through Streamlit's AppTest on a workspace built from a benchmark snapshot.
+
+The workspace is a fresh SQLite database holding the demo users (``core.bootstrap.DEMO_USERS``,
+random passwords) and the small dimension tables, with the size's Parquet files linked in as its
+current snapshot, so the app reads exactly the data the measures were timed on. Times are the
+script's run time inside AppTest, which is the server's time for a rerun (no browser, no network).
+Pages registered in ``core.access`` whose file is not written yet are left out of the navigation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from core import access, bootstrap, users
+from core.schema import ENTITIES
+from core.store import open_store
+from core.workspace import Workspace
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/throughput.py"
+ROLE = "delivery_lead"
+DIMENSIONS = ("teams", "people", "metrics", "capabilities", "milestones")
+
+
+def build_workspace(snapshot: Path, home: Path) -> dict[str, str]:
+    """A workspace at ``home`` whose current snapshot is ``snapshot``; returns each demo user's password."""
+    (home / "snapshot").mkdir(parents=True, exist_ok=True)
+    store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
+    store.write({name: pl.read_parquet(snapshot / f"{name}.parquet") for name in DIMENSIONS}, mode="replace")
+    store.set_meta("workspace_kind", "demo")
+    current = store.workspace.snapshot_dir / f"v{store.data_version()}"
+    for name in ENTITIES:
+        target = current / f"{name}.parquet"
+        target.unlink(missing_ok=True)
+        try:
+            os.link(snapshot / f"{name}.parquet", target)
+        except OSError:
+            shutil.copyfile(snapshot / f"{name}.parquet", target)
+    passwords: dict[str, str] = {}
+    for username, name, role, team in bootstrap.DEMO_USERS:
+        password = users.generate_password()
+        users.create_user(store, username, name, role, password, team_id=team, actor="bench")
+        passwords[role] = f"{username}\t{password}"
+    store.engine.dispose()
+    return passwords
+
+
+def time_app(snapshot: Path, runs: int) -> dict[str, Any]:
+    """Cold start to the first page, the throughput page's warm rerun and a team filter change."""
+    from streamlit.testing.v1 import AppTest
+
+    pages = Path(APP).parent / "pages"
+    access.PAGES = tuple(p for p in access.PAGES if (pages / f"{p.page_id}.py").exists())
+    home = Path(tempfile.mkdtemp(prefix="tl-bench-app-"))
+    try:
+        username, password = build_workspace(snapshot, home)[ROLE].split("\t")
+        os.environ["THROUGHLINE_HOME"] = str(home)
+        os.environ["THROUGHLINE_DEMO"] = "0"
+        os.environ.pop("THROUGHLINE_DATABASE_URL", None)
+
+        start = time.perf_counter()
+        at = AppTest.from_file(APP, default_timeout=1800).run()
+        at.text_input[0].input(username)
+        at.text_input[1].input(password)
+        at.button[0].click().run()
+        cold_start = time.perf_counter() - start
+        _check(at)
+
+        start = time.perf_counter()
+        at.switch_page(PAGE).run()
+        first_page = time.perf_counter() - start
+        _check(at)
+
+        reruns = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            at.run()
+            reruns.append(time.perf_counter() - start)
+            _check(at)
+
+        teams = pl.read_parquet(snapshot / "teams.parquet")["team_id"].to_list()
+        changes = []
+        for team_id in (teams * runs)[: max(runs, 3)]:
+            start = time.perf_counter()
+            at.selectbox(key="throughput.team").select(team_id).run()
+            changes.append(time.perf_counter() - start)
+            _check(at)
+        return {
+            "role": ROLE,
+            "page": PAGE,
+            "cold_start_to_first_page_s": round(cold_start, 4),
+            "first_open_of_page_s": round(first_page, 4),
+            "warm_rerun_s": [round(r, 4) for r in reruns],
+            "warm_rerun_median_s": round(statistics.median(reruns), 4),
+            "filter_change_s": [round(c, 4) for c in changes],
+            "filter_change_median_s": round(statistics.median(changes), 4),
+        }
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _check(at: Any) -> None:
+    if at.exception:
+        raise RuntimeError(f"the app raised: {at.exception[0].value}")

@@ -1,0 +1,106 @@
+"""The product's measures as the benchmark times them: ``core`` functions over the loaded snapshot.
+
+Each measure takes the loaded frames and the upstream results it consumes (as the app's caches hold
+them: the as-of date, the hypothesis verdicts, the cost lines) and returns its collected result.
+``full_recompute`` starts from the frames alone and computes every page's measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from core import costs, dora, flags, measures, outcomes, throughput
+from core.costs import DEFAULT_SETTINGS
+
+Frames = dict[str, pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What a page's cache already holds when a measure runs."""
+
+    as_of: date
+    judged: pl.DataFrame
+    lines: pl.DataFrame
+
+
+def upstream(frames: Frames) -> Upstream:
+    """The as-of date, verdicts and cost lines every downstream measure consumes."""
+    as_of = measures.as_of(frames)
+    judged = measures.judged_hypotheses(frames, as_of)
+    lines = measures.cost_rollup(frames, DEFAULT_SETTINGS).collect()
+    return Upstream(as_of, judged, lines)
+
+
+def cost_per_feature(frames: Frames, _: Upstream | None) -> pl.DataFrame:
+    """Every cost event priced and attributed, then each feature's cost (``core.costs.cost_per_feature``)."""
+    lines = measures.cost_rollup(frames, DEFAULT_SETTINGS).collect()
+    return costs.cost_per_feature(lines.lazy(), frames["features"]).collect()
+
+
+def value_throughput(frames: Frames, up: Upstream | None) -> pl.DataFrame:
+    """The daily roll-up and its weekly series, from the cached verdicts and cost lines."""
+    assert up is not None
+    daily = measures.daily_throughput(frames, up.judged.lazy(), up.lines.lazy()).collect()
+    return throughput.throughput_series(daily.lazy(), "week").collect()
+
+
+def dora_measures(frames: Frames, _: Upstream | None) -> list[pl.DataFrame]:
+    """The four DORA measures and their weekly trend."""
+    args = (frames["deployments"], frames["pull_requests"], frames["incidents"])
+    return pl.collect_all([dora.dora_measures(*args), dora.dora_trend(*args)])
+
+
+def hypothesis_verdicts(frames: Frames, up: Upstream | None) -> pl.DataFrame:
+    """Every delivered feature's verdict (``core.verdicts.judge_hypotheses``)."""
+    assert up is not None
+    return measures.judged_hypotheses(frames, up.as_of)
+
+
+def vanity_flags(frames: Frames, up: Upstream | None) -> pl.DataFrame:
+    """Every vanity flag (``core.flags.detect_all``) from the cached verdicts and cost lines."""
+    assert up is not None
+    return flags.detect_all(frames, up.judged.lazy(), up.lines.lazy(), as_of=up.as_of)
+
+
+def full_recompute(frames: Frames, _: Upstream | None) -> dict[str, Any]:
+    """Every page's measures from the frames alone: what a new data version costs before pages answer warm."""
+    as_of = measures.as_of(frames)
+    judged = measures.judged_hypotheses(frames, as_of)
+    lines = measures.cost_rollup(frames, DEFAULT_SETTINGS).collect()
+    daily = measures.daily_throughput(frames, judged.lazy(), lines.lazy()).collect()
+    quarter = f"{as_of.year}Q{(as_of.month - 1) // 3 + 1}"
+    deploys, prs, incidents = frames["deployments"], frames["pull_requests"], frames["incidents"]
+    plans = [
+        costs.cost_per_feature(lines.lazy(), frames["features"]),
+        costs.cost_summary(lines.lazy(), frames["features"], quarter),
+        costs.quarterly_cost_trend(lines.lazy(), frames["features"]),
+        throughput.throughput_series(daily.lazy(), "week"),
+        throughput.throughput_series(daily.lazy(), "quarter"),
+        throughput.milestone_markers(frames["milestones"], frames["features"]),
+        outcomes.outcome_progress(frames["metrics"], frames["metric_observations"], as_of),
+        dora.dora_measures(deploys, prs, incidents),
+        dora.dora_trend(deploys, prs, incidents),
+        dora.pr_cycle_times(prs, deploys),
+    ]
+    results = pl.collect_all(plans)
+    flagged = flags.detect_all(frames, judged.lazy(), lines.lazy(), as_of=as_of)
+    return {"judged": judged, "lines": lines.height, "results": results, "flags": flagged}
+
+
+Measure = Callable[[Frames, Upstream | None], Any]
+
+MEASURES: dict[str, tuple[Measure, bool]] = {
+    "cost_per_feature": (cost_per_feature, False),
+    "value_throughput": (value_throughput, True),
+    "dora": (dora_measures, False),
+    "hypothesis_verdicts": (hypothesis_verdicts, True),
+    "vanity_flags": (vanity_flags, True),
+    "full_recompute": (full_recompute, False),
+}
+"""Each timed measure and whether it consumes the cached upstream results."""

@@ -1,0 +1,414 @@
+"""The headline figures three ways: the product's Polars measures, DuckDB SQL and idiomatic pandas.
+
+Figures every engine computes exactly from the same Parquet snapshot:
+
+* ``cost_by_rule`` — per feature and rule, the money attributed by the explicit rules (``direct``:
+  the event names a known feature; ``pull_request``: the event's PR serves a feature, through its own
+  feature, its work item, or the first key in its title or branch; ``work_item``: the event's work-item
+  key, else the key in its branch, belongs to a feature). An event's money is its amount, else its
+  quantity × the rate for its (source, detail, unit) — a small rate table built once from the cost
+  settings and handed to DuckDB and pandas as data — × the person's hourly cost where the rate is hourly.
+* ``weekly`` — per Monday week, features delivered and PRs merged (weeks with either).
+* ``dora`` — deployment frequency (median deployment days per calendar week, lower median) and
+  change failure rate (DevLake: an incident blames the latest successful production deployment of its
+  team finished before it opened).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import polars as pl
+
+from core import dora, measures, throughput
+from core.costs import DEFAULT_SETTINGS, CostSettings
+from core.links import WORK_ITEM_KEY_PATTERN
+
+EXPLICIT_RULES = ("direct", "pull_request", "work_item")
+KEY_IN_TEXT = rf"(?:^|[^A-Za-z0-9])({WORK_ITEM_KEY_PATTERN})"
+HEADLINES = ("cost_by_rule", "weekly", "dora")
+
+# ---------------------------------------------------------------------------------------------
+# Polars: the product's own measures
+# ---------------------------------------------------------------------------------------------
+
+
+def polars_cost_by_rule(frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Per feature and explicit rule, the attributed money from ``core.measures.cost_rollup``."""
+    lines = measures.cost_rollup(frames, DEFAULT_SETTINGS)
+    return (
+        lines.filter(pl.col("rule").is_in(EXPLICIT_RULES))
+        .group_by("feature_id", "rule")
+        .agg(pl.col("amount").sum().alias("cost"))
+        .collect()
+    )
+
+
+def polars_weekly(frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Features delivered and PRs merged per week, from ``core.throughput``."""
+    no_verdicts = pl.LazyFrame(schema={"feature_id": pl.String, "verdict": pl.String})
+    daily = throughput.daily_throughput(frames["features"], frames["pull_requests"], no_verdicts)
+    return (
+        throughput.throughput_series(daily, "week")
+        .select(pl.col("period_start").alias("week"), "features_delivered", "prs_merged")
+        .filter((pl.col("features_delivered") > 0) | (pl.col("prs_merged") > 0))
+        .collect()
+    )
+
+
+def polars_dora(frames: dict[str, pl.LazyFrame]) -> dict[str, float]:
+    """Deployment frequency and change failure rate from ``core.dora``."""
+    frequency, failure = pl.collect_all(
+        [
+            dora.deployment_frequency(frames["deployments"]),
+            dora.change_failure_rate(frames["deployments"], frames["incidents"]),
+        ]
+    )
+    return {"deployment_frequency": frequency["value"][0], "change_failure_rate": failure["value"][0]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The rate table both references price with
+# ---------------------------------------------------------------------------------------------
+
+_MINUTES = {"minute": 1.0, "minutes": 1.0, "min": 1.0, "mins": 1.0, "hour": 60.0, "hours": 60.0, "h": 60.0}
+_MINUTES |= {"hr": 60.0, "hrs": 60.0, "second": 1 / 60, "seconds": 1 / 60, "s": 1 / 60, "sec": 1 / 60}
+
+
+def rate_rows(kinds: list[tuple[str | None, str | None, str | None]], settings: CostSettings) -> list[dict[str, Any]]:
+    """Per distinct (source, detail, unit): money per unit, or hours per unit for hourly-cost sources."""
+    prices = {m: (i, o) for m, i, o in settings.model_prices}
+    rates = dict(settings.ci_rates)
+    rows = []
+    for source, detail, unit in kinds:
+        text = (unit or "").lower().strip()
+        per_unit = hours = None
+        if source == "llm":
+            model = re.sub(
+                r"-(latest|\d{8}|\d{4}-\d{2}-\d{2})$", "", re.sub(r"^.*/", "", (detail or "").lower().strip())
+            )
+            if model in prices and (unit is None or "token" in text):
+                price_in, price_out = prices[model]
+                if "output" in text:
+                    per_unit = price_out / 1e6
+                elif "input" in text or "cache" in text:
+                    per_unit = price_in / 1e6
+                else:
+                    share = settings.input_token_share
+                    per_unit = (price_in * share + price_out * (1 - share)) / 1e6
+        elif source == "ci":
+            lowered = (detail or "").lower()
+            runner = next((r for r in rates if r != "default" and r.lower() in lowered), "default")
+            minutes = 1.0 if unit is None else _MINUTES.get(text)
+            if runner in rates and minutes is not None:
+                per_unit = minutes * rates[runner]
+        elif source in ("review", "people"):
+            minutes = (1.0 if source == "review" else 60.0) if unit is None else _MINUTES.get(text)
+            hours = None if minutes is None else minutes / 60
+        rows.append({"source": source, "detail": detail, "unit": unit, "per_unit": per_unit, "hours_per_unit": hours})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# DuckDB
+# ---------------------------------------------------------------------------------------------
+
+DUCKDB_COST_BY_RULE = """
+WITH known AS (SELECT feature_id FROM features),
+items AS (
+    SELECT w.work_item_key, k.feature_id FROM work_items w LEFT JOIN known k ON w.feature_id = k.feature_id
+),
+prs AS (
+    SELECT pr_id, feature_id, work_item_key,
+           NULLIF(regexp_extract(title, $key, 1), '') AS title_key,
+           NULLIF(regexp_extract(upper(branch), $key, 1), '') AS branch_key
+    FROM pull_requests
+),
+pr_links AS (
+    SELECT p.pr_id,
+           CASE WHEN k.feature_id IS NOT NULL THEN p.feature_id
+                ELSE coalesce(wi.feature_id, ti.feature_id, bi.feature_id) END AS feature_id
+    FROM prs p
+    LEFT JOIN known k ON p.feature_id = k.feature_id
+    LEFT JOIN items wi ON p.work_item_key = wi.work_item_key
+    LEFT JOIN items ti ON p.title_key = ti.work_item_key
+    LEFT JOIN items bi ON p.branch_key = bi.work_item_key
+),
+events AS (
+    SELECT e.*, NULLIF(regexp_extract(upper(e.branch), $key, 1), '') AS branch_key,
+           coalesce(e.amount, e.quantity * r.per_unit, e.quantity * r.hours_per_unit * p.hourly_cost) AS money
+    FROM cost_events e
+    LEFT JOIN people p ON e.person_id = p.person_id
+    LEFT JOIN rates r ON e.source IS NOT DISTINCT FROM r.source AND e.detail IS NOT DISTINCT FROM r.detail
+                     AND e.unit IS NOT DISTINCT FROM r.unit
+),
+ruled AS (
+    SELECT e.money,
+           CASE WHEN k.feature_id IS NOT NULL THEN 'direct'
+                WHEN pl.feature_id IS NOT NULL THEN 'pull_request'
+                WHEN coalesce(wi.feature_id, bi.feature_id) IS NOT NULL THEN 'work_item' END AS rule,
+           CASE WHEN k.feature_id IS NOT NULL THEN k.feature_id
+                WHEN pl.feature_id IS NOT NULL THEN pl.feature_id
+                ELSE coalesce(wi.feature_id, bi.feature_id) END AS feature_id
+    FROM events e
+    LEFT JOIN known k ON e.feature_id = k.feature_id
+    LEFT JOIN pr_links pl ON e.pr_id = pl.pr_id
+    LEFT JOIN items wi ON e.work_item_key = wi.work_item_key
+    LEFT JOIN items bi ON e.branch_key = bi.work_item_key
+)
+SELECT feature_id, rule, coalesce(sum(money), 0) AS cost FROM ruled WHERE rule IS NOT NULL GROUP BY ALL
+"""
+
+DUCKDB_WEEKLY = """
+WITH delivered AS (
+    SELECT date_trunc('week', delivered_at)::DATE AS week, count(*) AS features_delivered FROM features
+    WHERE status = 'delivered' AND delivered_at IS NOT NULL GROUP BY ALL
+),
+merged AS (
+    SELECT date_trunc('week', merged_at)::DATE AS week, count(*) AS prs_merged FROM pull_requests
+    WHERE merged_at IS NOT NULL GROUP BY ALL
+)
+SELECT week, coalesce(features_delivered, 0) AS features_delivered, coalesce(prs_merged, 0) AS prs_merged
+FROM delivered FULL OUTER JOIN merged USING (week)
+"""
+
+DUCKDB_DORA = """
+WITH prod AS (
+    SELECT deployment_id, team_id, finished_at, finished_at::DATE AS day FROM deployments
+    WHERE status = 'success' AND lower(environment) IN ('production', 'prod') AND finished_at IS NOT NULL
+),
+weeks AS (
+    SELECT unnest(generate_series(date_trunc('week', min(day)), max(day)::TIMESTAMP, INTERVAL 7 DAY))::DATE AS week
+    FROM prod
+),
+per_week AS (
+    SELECT w.week, count(DISTINCT p.day) AS n FROM weeks w LEFT JOIN prod p ON date_trunc('week', p.day) = w.week
+    GROUP BY w.week
+),
+blamed AS (
+    SELECT d.deployment_id FROM incidents i ASOF JOIN prod d
+        ON i.team_id = d.team_id AND i.opened_at > d.finished_at
+    WHERE i.team_id IS NOT NULL
+    UNION ALL
+    SELECT d.deployment_id FROM incidents i ASOF JOIN prod d ON i.opened_at > d.finished_at
+    WHERE i.team_id IS NULL
+)
+SELECT (SELECT quantile_disc(n, 0.5) FROM per_week)::DOUBLE AS deployment_frequency,
+       (SELECT count(*) FILTER (WHERE deployment_id IN (SELECT deployment_id FROM blamed)) / count(*) FROM prod)
+           AS change_failure_rate
+"""
+
+
+def duckdb_connect(folder: Any, tables: list[str]) -> Any:
+    """An in-memory DuckDB with each snapshot table loaded from its Parquet file."""
+    import duckdb
+
+    connection = duckdb.connect()
+    for table in tables:
+        path = str(folder / f"{table}.parquet")
+        connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($path)", {"path": path})
+    return connection
+
+
+def duckdb_rates(connection: Any) -> None:
+    """The rate table as a DuckDB table, from the distinct kinds of cost event."""
+    kinds = connection.execute("SELECT DISTINCT source, detail, unit FROM cost_events").fetchall()
+    rows = rate_rows(kinds, DEFAULT_SETTINGS)
+    rates = pl.DataFrame(
+        rows,
+        schema={
+            "source": pl.String,
+            "detail": pl.String,
+            "unit": pl.String,
+            "per_unit": pl.Float64,
+            "hours_per_unit": pl.Float64,
+        },
+        orient="row",
+    ).to_arrow()
+    connection.register("rates_arrow", rates)
+    connection.execute("CREATE OR REPLACE TABLE rates AS SELECT * FROM rates_arrow")
+
+
+def _polars(result: Any) -> pl.DataFrame:
+    frame = pl.from_arrow(result.to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def duckdb_cost_by_rule(connection: Any) -> pl.DataFrame:
+    """``cost_by_rule`` in DuckDB SQL."""
+    duckdb_rates(connection)
+    return _polars(connection.sql(DUCKDB_COST_BY_RULE, params={"key": KEY_IN_TEXT}))
+
+
+def duckdb_weekly(connection: Any) -> pl.DataFrame:
+    """``weekly`` in DuckDB SQL."""
+    return _polars(connection.sql(DUCKDB_WEEKLY))
+
+
+def duckdb_dora(connection: Any) -> dict[str, float]:
+    """``dora`` in DuckDB SQL."""
+    frequency, failure = connection.execute(DUCKDB_DORA).fetchone()
+    return {"deployment_frequency": float(frequency), "change_failure_rate": float(failure)}
+
+
+# ---------------------------------------------------------------------------------------------
+# pandas
+# ---------------------------------------------------------------------------------------------
+
+
+def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
+    """``cost_by_rule`` in idiomatic pandas: merges and vectorised string extraction, no row loops."""
+    import pandas as pd
+
+    known = t["features"][["feature_id"]].assign(known=True)
+    items = t["work_items"][["work_item_key", "feature_id"]].merge(known, on="feature_id", how="left")
+    items["feature_id"] = items["feature_id"].where(items["known"].fillna(False).astype(bool))
+    items = items[["work_item_key", "feature_id"]]
+
+    prs = t["pull_requests"][["pr_id", "feature_id", "work_item_key", "title", "branch"]].copy()
+    prs["title_key"] = prs["title"].str.extract(KEY_IN_TEXT, expand=False)
+    prs["branch_key"] = prs["branch"].str.upper().str.extract(KEY_IN_TEXT, expand=False)
+    prs = prs.merge(known, on="feature_id", how="left")
+    for key, alias in (("work_item_key", "wi"), ("title_key", "ti"), ("branch_key", "bi")):
+        prs = prs.merge(items.rename(columns={"work_item_key": key, "feature_id": alias}), on=key, how="left")
+    linked = prs["wi"].fillna(prs["ti"]).fillna(prs["bi"])
+    prs["pr_feature"] = prs["feature_id"].where(prs["known"].fillna(False).astype(bool), linked)
+    pr_links = prs[["pr_id", "pr_feature"]]
+
+    kinds = t["cost_events"][["source", "detail", "unit"]].drop_duplicates()
+    plain = kinds.astype(object).where(kinds.notna(), None)
+    rows = rate_rows(list(plain.itertuples(index=False, name=None)), DEFAULT_SETTINGS)
+    rates = kinds.assign(
+        per_unit=[r["per_unit"] for r in rows], hours_per_unit=[r["hours_per_unit"] for r in rows]
+    ).astype({"per_unit": "float64", "hours_per_unit": "float64"})
+    events = t["cost_events"][
+        [
+            "event_id",
+            "source",
+            "detail",
+            "unit",
+            "amount",
+            "quantity",
+            "person_id",
+            "feature_id",
+            "pr_id",
+            "work_item_key",
+            "branch",
+        ]
+    ]
+    events = events.merge(t["people"][["person_id", "hourly_cost"]], on="person_id", how="left")
+    events = events.merge(rates, on=["source", "detail", "unit"], how="left")
+    money = events["amount"].fillna(events["quantity"] * events["per_unit"])
+    events["money"] = money.fillna(events["quantity"] * events["hours_per_unit"] * events["hourly_cost"])
+    events["branch_key"] = events["branch"].str.upper().str.extract(KEY_IN_TEXT, expand=False)
+    events = events.merge(known, on="feature_id", how="left")
+    events = events.merge(pr_links, on="pr_id", how="left")
+    events = events.merge(items.rename(columns={"feature_id": "wi"}), on="work_item_key", how="left")
+    events = events.merge(
+        items.rename(columns={"work_item_key": "branch_key", "feature_id": "bi"}), on="branch_key", how="left"
+    )
+    direct = events["known"].fillna(False).astype(bool)
+    via_pr = ~direct & events["pr_feature"].notna()
+    item_feature = events["wi"].fillna(events["bi"])
+    via_item = ~direct & ~via_pr & item_feature.notna()
+    parts = [
+        pd.DataFrame(
+            {"feature_id": events.loc[direct, "feature_id"], "rule": "direct", "money": events.loc[direct, "money"]}
+        ),
+        pd.DataFrame(
+            {
+                "feature_id": events.loc[via_pr, "pr_feature"],
+                "rule": "pull_request",
+                "money": events.loc[via_pr, "money"],
+            }
+        ),
+        pd.DataFrame(
+            {"feature_id": item_feature[via_item], "rule": "work_item", "money": events.loc[via_item, "money"]}
+        ),
+    ]
+    totals = pd.concat(parts).groupby(["feature_id", "rule"], as_index=False)["money"].sum(min_count=0)
+    return pl.from_pandas(totals.rename(columns={"money": "cost"}))
+
+
+def pandas_weekly(t: dict[str, Any]) -> pl.DataFrame:
+    """``weekly`` in pandas."""
+    import pandas as pd
+
+    features = t["features"]
+    delivered = features[(features["status"] == "delivered") & features["delivered_at"].notna()]
+    merged = t["pull_requests"]["merged_at"].dropna()
+
+    def week(stamps: pd.Series) -> pd.Series:
+        return stamps.dt.to_period("W-SUN").dt.start_time
+
+    counts = pd.concat(
+        [
+            week(delivered["delivered_at"]).value_counts().rename("features_delivered"),
+            week(merged).value_counts().rename("prs_merged"),
+        ],
+        axis=1,
+    ).fillna(0)
+    counts.index.name = "week"
+    frame = pl.from_pandas(counts.reset_index())
+    return frame.with_columns(pl.col("week").cast(pl.Date), pl.col("features_delivered", "prs_merged").cast(pl.Int64))
+
+
+def pandas_dora(t: dict[str, Any]) -> dict[str, float]:
+    """``dora`` in pandas: calendar weeks by resampling, incidents tied by ``merge_asof``."""
+    import pandas as pd
+
+    d = t["deployments"]
+    prod = d[
+        (d["status"] == "success")
+        & d["environment"].str.lower().isin(["production", "prod"])
+        & d["finished_at"].notna()
+    ][["deployment_id", "team_id", "finished_at"]].sort_values("finished_at")
+    days = prod["finished_at"].dt.normalize()
+    per_week = days.groupby(days.dt.to_period("W-SUN")).nunique()
+    calendar = pd.period_range(per_week.index.min(), per_week.index.max(), freq="W-SUN")
+    weekly = per_week.reindex(calendar, fill_value=0)
+    frequency = float(weekly.quantile(0.5, interpolation="lower"))
+
+    incidents = t["incidents"][["incident_id", "team_id", "opened_at"]].sort_values("opened_at")
+    asof = {"left_on": "opened_at", "right_on": "finished_at", "allow_exact_matches": False, "direction": "backward"}
+    with_team = pd.merge_asof(incidents[incidents["team_id"].notna()], prod, by="team_id", **asof)
+    without = pd.merge_asof(incidents[incidents["team_id"].isna()], prod.drop(columns="team_id"), **asof)
+    blamed = pd.concat([with_team["deployment_id"], without["deployment_id"]]).dropna()
+    failure = float(prod["deployment_id"].isin(blamed).mean()) if len(prod) else math.nan
+    return {"deployment_frequency": frequency, "change_failure_rate": failure}
+
+
+def pandas_tables(folder: Any, tables: list[str]) -> dict[str, Any]:
+    """Each snapshot table read into a pandas DataFrame (pyarrow-backed strings, as pandas 3 reads them)."""
+    import pandas as pd
+
+    return {table: pd.read_parquet(folder / f"{table}.parquet") for table in tables}
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement
+# ---------------------------------------------------------------------------------------------
+
+
+def compare(headline: str, ours: Any, theirs: Any, rel: float = 1e-6, cents: float = 0.005) -> list[str]:
+    """Where ``theirs`` differs from ``ours`` for ``headline``: an empty list when the figures agree."""
+    if headline == "dora":
+        return [
+            f"{k}: {ours[k]!r} vs {theirs[k]!r}"
+            for k in ours
+            if not math.isclose(ours[k], theirs[k], rel_tol=rel, abs_tol=1e-12)
+        ]
+    keys = ["feature_id", "rule"] if headline == "cost_by_rule" else ["week"]
+    values = [c for c in ours.columns if c not in keys]
+    joined = ours.join(theirs.select(ours.columns), on=keys, how="full", coalesce=True, suffix="_ref")
+    problems = []
+    for column in values:
+        a, b = pl.col(column).cast(pl.Float64).fill_null(0), pl.col(f"{column}_ref").cast(pl.Float64).fill_null(0)
+        tolerance = pl.max_horizontal(a.abs() * rel, pl.lit(cents if headline == "cost_by_rule" else 0.0))
+        bad = joined.filter((a - b).abs() > tolerance)
+        if bad.height:
+            problems.append(f"{column}: {bad.height} rows differ, e.g. {bad.head(3).to_dicts()}")
+    return problems

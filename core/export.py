@@ -1,0 +1,166 @@
+"""Downloads: CSV that is safe to open in a spreadsheet, and a self-contained HTML cost-trend report.
+
+A cell that begins with ``=``, ``+``, ``-`` or ``@`` (or a tab or carriage return) is read as a
+formula by Excel, LibreOffice and Google Sheets; every such string cell is prefixed with a
+single quote so it is shown as text instead.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import TypeVar
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+
+from core.costs import ALL
+
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+"""Leading characters that make a spreadsheet evaluate a cell."""
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def neutralise_formulas(frame: Frame) -> Frame:
+    """``frame`` with every string cell that a spreadsheet would evaluate prefixed by ``'``.
+
+    String, categorical and enum columns are checked (the latter two come back as strings);
+    other columns are left as they are.
+    """
+    schema = frame.collect_schema()
+    textual = [name for name, dtype in schema.items() if dtype in (pl.String, pl.Categorical) or dtype == pl.Enum]
+    return frame.with_columns(neutralised_text(pl.col(name).cast(pl.String)).alias(name) for name in textual)
+
+
+def neutralised_text(text: pl.Expr) -> pl.Expr:
+    """``text`` with a ``'`` in front of values that begin with a formula character."""
+    risky = pl.any_horizontal([text.str.starts_with(prefix) for prefix in FORMULA_PREFIXES])
+    return pl.when(risky).then(pl.concat_str(pl.lit("'"), text)).otherwise(text)
+
+
+def to_safe_csv(frame: pl.DataFrame) -> str:
+    """``frame`` as CSV text with formula-like cells neutralised."""
+    return neutralise_formulas(frame).write_csv()
+
+
+def quarterly_trend_html(
+    trend: pl.DataFrame,
+    verdicts: pl.DataFrame,
+    *,
+    title: str = "Cost per delivered feature, quarter over quarter",
+    currency: str = "USD",
+    rules_on: str = "",
+    generated_at: datetime | None = None,
+) -> str:
+    """A self-contained HTML report (charts with plotly.js inline) of the quarterly cost trend.
+
+    ``trend`` is a collected ``quarterly_cost_trend``; ``verdicts`` its ``trend_verdicts``.
+    """
+    by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
+    by_source = trend.filter((pl.col("team_id") == ALL) & (pl.col("source") != ALL)).sort("quarter_start")
+    team_chart = go.Figure(
+        [
+            go.Scatter(
+                x=rows["quarter"].to_list(),
+                y=rows["cost_per_delivered_feature"].to_list(),
+                customdata=rows.select("delivered_features", "cost").rows(),
+                name=str(team),
+                mode="lines+markers",
+                hovertemplate=(
+                    "%{x}: %{y:,.2f} " + currency + " per delivered feature"
+                    "<br>= %{customdata[1]:,.2f} attributed to %{customdata[0]} features delivered"
+                    "<extra>%{fullData.name}</extra>"
+                ),
+            )
+            for (team,), rows in by_team.group_by(["team_id"], maintain_order=True)
+        ],
+        layout={"title": "By team (all sources)", "yaxis_title": f"{currency} per delivered feature"},
+    )
+    source_chart = go.Figure(
+        [
+            go.Bar(
+                x=rows["quarter"].to_list(),
+                y=rows["cost_per_delivered_feature"].to_list(),
+                name=str(source),
+                hovertemplate="%{x}: %{y:,.2f} "
+                + currency
+                + " per delivered feature from %{fullData.name}<extra></extra>",
+            )
+            for (source,), rows in by_source.group_by(["source"], maintain_order=True)
+        ],
+        layout={
+            "title": "By source (all teams)",
+            "barmode": "stack",
+            "yaxis_title": f"{currency} per delivered feature",
+        },
+    )
+    charts = [
+        pio.to_html(team_chart, full_html=False, include_plotlyjs=True),
+        pio.to_html(source_chart, full_html=False, include_plotlyjs=False),
+    ]
+    method = verdicts["method"][0] if verdicts.height else ""
+    stamp = (generated_at or datetime.now()).strftime("%Y-%m-%d %H:%M")
+    verdict_columns = [
+        "team_id",
+        "source",
+        "quarters",
+        "first_quarter",
+        "last_quarter",
+        "change_pct",
+        "tau",
+        "p_declining",
+        "verdict",
+    ]
+    trend_columns = [
+        "quarter",
+        "team_id",
+        "source",
+        "delivered_features",
+        "cost",
+        "cost_per_delivered_feature",
+        "pct_change",
+    ]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title>",
+            "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}"
+            "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
+            "text-align:left}td.n{text-align:right}.note{color:#555}</style>",
+            "</head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            f'<p class="note">Generated {stamp}. A feature counts in the quarter it was delivered, with every cost '
+            f"attributed to it up to that quarter's end. Amounts in {html.escape(currency)}.</p>",
+            f'<p class="note">Attribution rules on: {html.escape(rules_on)}</p>' if rules_on else "",
+            "<h2>Is cost per delivered feature declining?</h2>",
+            f'<p class="note">{html.escape(method)}</p>',
+            _html_table(verdicts, verdict_columns),
+            *charts,
+            "<h2>Quarterly figures</h2>",
+            _html_table(trend.sort("team_id", "source", "quarter_start"), trend_columns),
+            "</body></html>",
+        ]
+    )
+
+
+def _html_table(frame: pl.DataFrame, columns: list[str]) -> str:
+    shown = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in shown)
+    body = []
+    for row in frame.select(shown).iter_rows():
+        cells = "".join(_html_cell(value) for value in row)
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _html_cell(value: object) -> str:
+    if value is None:
+        return "<td></td>"
+    if isinstance(value, float):
+        return f'<td class="n">{value:,.2f}</td>'
+    if isinstance(value, int):
+        return f'<td class="n">{value}</td>'
+    return f"<td>{html.escape(str(value))}</td>"

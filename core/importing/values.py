@@ -1,0 +1,144 @@
+"""Polars expressions that turn the text of an export cell into a value the canonical model accepts.
+
+Each cleaner returns a *string* expression: the cleaned value where the text could be read,
+otherwise the text exactly as found. Validation then types the column and reports any cell
+that still does not read, naming its row, column and value, so nothing fails silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from core.links import WORK_ITEM_KEY_PATTERN, first_work_item_key
+
+ISO_OUT = "%Y-%m-%d %H:%M:%S%.6f"
+"""How a cleaned timestamp is written: naive UTC, read back by the canonical schema."""
+
+ZONED_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%dT%H:%M%z",
+    "%a %b %d %Y %H:%M:%S GMT%z",
+    "%a, %d %b %Y %H:%M:%S %z",
+)
+NAIVE_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%d/%b/%y %I:%M %p",
+    "%d/%b/%Y %I:%M %p",
+    "%d/%b/%y %H:%M",
+    "%d/%b/%Y %H:%M",
+    "%d/%b/%y",
+    "%d/%b/%Y",
+    "%d %b %Y %H:%M",
+    "%d %b %Y",
+    "%b %d, %Y %I:%M %p",
+    "%b %d, %Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+)
+
+
+def text(expr: pl.Expr) -> pl.Expr:
+    """Trimmed text with blank cells and literal ``\\N`` (a database dump's null) as null."""
+    trimmed = expr.cast(pl.String).str.strip_chars()
+    return pl.when(trimmed.is_in(["", "\\N"])).then(None).otherwise(trimmed)
+
+
+def number(expr: pl.Expr) -> pl.Expr:
+    """A number written as an export writes it: ``$1,234.50``, ``1.234,5``, ``(12)``, ``59200.0``."""
+    raw = text(expr)
+    plain = raw.str.replace_all(r"[\s\u00a0$€£¥₹]|USD|EUR|GBP|usd|eur|gbp", "")
+    negative = plain.str.contains(r"^\(.*\)$")
+    plain = pl.when(negative).then(pl.lit("-") + plain.str.strip_chars("()")).otherwise(plain)
+    cleaned = (
+        pl.when(plain.str.contains(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"))
+        .then(plain.str.replace_all(",", ""))
+        .when(plain.str.contains(r"^[-+]?\d{1,3}(\.\d{3})+,\d+$"))
+        .then(plain.str.replace_all(r"\.", "").str.replace(",", "."))
+        .when(plain.str.contains(r"^[-+]?\d+,\d{1,2}$"))
+        .then(plain.str.replace(",", "."))
+        .when(plain.str.contains(r"^[-+]?\d+(\.\d+)?%$"))
+        .then(plain.str.strip_chars_end("%"))
+        .otherwise(plain)
+    )
+    return pl.when(cleaned.cast(pl.Float64, strict=False).is_not_null()).then(cleaned).otherwise(raw)
+
+
+def timestamp(expr: pl.Expr, timezone: str = "UTC", formats: Sequence[str] = ()) -> pl.Expr:
+    """A date-time in any common export shape, as naive UTC text; zone-less times are read in ``timezone``.
+
+    ``formats`` (strftime patterns, e.g. a generic mapping's ``%d.%m.%Y``) are tried first.
+    Unix epoch seconds are read too. Text that matches no shape is returned unchanged.
+    """
+    raw = text(expr)
+    normalised = (
+        raw.str.replace(r"\s*\([^)]*\)$", "")
+        .str.replace(r"(?i)\s*(Z|UTC|GMT)$", "+00:00")
+        .str.replace(r"(\d{2}:\d{2}(:\d{2}(\.\d+)?)?) ?([+-]\d{2}):?(\d{2})$", "${1}${4}${5}")
+    )
+    zoned = [
+        normalised.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+        for f in (*[f for f in formats if "%z" in f], *ZONED_FORMATS)
+    ]
+    naive_patterns = (*[f for f in formats if "%z" not in f], *NAIVE_FORMATS)
+    naive = [
+        raw.str.to_datetime(f, strict=False, time_unit="us")
+        if _has_time(f)
+        else raw.str.to_date(f, strict=False).cast(pl.Datetime("us"))
+        for f in naive_patterns
+    ]
+    local = pl.coalesce(naive).dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    epoch = pl.when(raw.str.contains(r"^\d{9,10}(\.\d+)?$")).then(
+        pl.from_epoch(raw.cast(pl.Float64, strict=False).mul(1_000_000).cast(pl.Int64), time_unit="us")
+    )
+    parsed = pl.coalesce(
+        pl.coalesce(zoned).dt.replace_time_zone(None),
+        local.dt.convert_time_zone("UTC").dt.replace_time_zone(None),
+        epoch,
+    )
+    return pl.coalesce(parsed.dt.to_string(ISO_OUT), raw)
+
+
+def day(expr: pl.Expr, formats: Sequence[str] = ()) -> pl.Expr:
+    """A calendar date in any common export shape as ``YYYY-MM-DD`` text (time of day dropped)."""
+    parsed = timestamp(expr, "UTC", formats)
+    as_dt = parsed.str.to_datetime(ISO_OUT, strict=False, time_unit="us")
+    return pl.coalesce(as_dt.dt.date().cast(pl.String), parsed)
+
+
+_KEY_NOT_VERSION = rf"(?:^|[^A-Za-z0-9])({WORK_ITEM_KEY_PATTERN})(?:$|[^0-9.]|\.(?:$|[^0-9]))"
+"""A key in lower-cased text (branch names), but not a version such as ``lodash-4.17.21``."""
+
+
+def work_item_key(*texts: pl.Expr) -> pl.Expr:
+    """The first work-item key in the first of ``texts`` that holds one (branch names read case-blind)."""
+    candidates = [first_work_item_key(t) for t in texts] + [
+        t.str.to_uppercase().str.extract(_KEY_NOT_VERSION, 1) for t in texts
+    ]
+    return pl.coalesce(candidates)
+
+
+def line_item_id(prefix: str, parts: Sequence[pl.Expr]) -> pl.Expr:
+    """A stable id for a line item: its identifying fields plus its occurrence among identical rows.
+
+    Exports such as the Anthropic Console cost report hold rows that look identical but are
+    separate charges; numbering each occurrence keeps every one, and re-importing the same
+    file produces the same ids, so nothing is counted twice.
+    """
+    fields = [p.cast(pl.String).fill_null("") for p in parts]
+    identity = pl.concat_str(fields, separator="|")
+    occurrence = pl.int_range(pl.len()).over(identity) + 1
+    return pl.concat_str([pl.lit(prefix), identity, occurrence.cast(pl.String)], separator="|")
+
+
+def _has_time(pattern: str) -> bool:
+    return any(code in pattern for code in ("%H", "%I", "%M", "%S", "%T", "%R"))

@@ -1,0 +1,303 @@
+"""``python -m core report NAME``: every measure as CSV, JSON or a text table, through the access layer.
+
+A report is a function ``(ReportContext, args) -> DataFrame``; ``REPORTS`` lists them. The
+context carries the snapshot frames and the viewer (``--as USER``, else the local admin), and
+each report restricts what it returns with ``core.access`` exactly as its page does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from core import access, dora, measures, settings, throughput, users
+from core.access import Viewer
+from core.dora import DoraSettings
+from core.export import neutralise_formulas
+from core.measure_access import (
+    dora_frames,
+    restrict_dora,
+    restrict_flags,
+    restrict_throughput,
+)
+from core.store import Store
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What a report works with: the store, its snapshot frames and who asked."""
+
+    store: Store
+    frames: dict[str, pl.LazyFrame]
+    viewer: Viewer
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report command: its name, help line, extra arguments and builder."""
+
+    name: str
+    help: str
+    build: Callable[[ReportContext, argparse.Namespace], pl.DataFrame]
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+REPORTS: list[Report] = []
+"""Every report; measure modules' report builders are listed in ``_register``."""
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``report NAME`` under the CLI's subcommands."""
+    _register()
+    report = sub.add_parser("report", help="print a measure as csv, json or a table")
+    names = report.add_subparsers(title="reports", required=True)
+    for spec in REPORTS:
+        cmd = names.add_parser(spec.name, help=spec.help)
+        cmd.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        cmd.add_argument("--as", dest="as_user", default=None, help="run as this user (default: local admin)")
+        if spec.arguments:
+            spec.arguments(cmd)
+        cmd.set_defaults(run=_runner(spec))
+
+
+def viewer_for(store: Store, username: str | None) -> Viewer:
+    """The viewer a CLI report runs as: ``--as USER``, else the local admin."""
+    if username is None:
+        return Viewer.local_admin()
+    user = users.get_user(store, username)
+    if user is None or user.disabled:
+        raise users.UserError(f"No active user `{username}`.")
+    return Viewer(user.username, user.name, user.role, user.team_id)
+
+
+def render(frame: pl.DataFrame, fmt: str) -> str:
+    """A report frame as text in ``fmt``; CSV cells that could run as formulas are neutralised."""
+    if fmt == "csv":
+        return neutralise_formulas(frame).write_csv()
+    if fmt == "json":
+        return json.dumps(frame.to_dicts(), indent=2, default=str)
+    with pl.Config(tbl_rows=200, tbl_cols=30, tbl_width_chars=200, fmt_str_lengths=60):
+        return str(frame)
+
+
+def _runner(spec: Report) -> Callable[[Store, argparse.Namespace], int]:
+    def run(store: Store, args: argparse.Namespace) -> int:
+        context = ReportContext(store, store.snapshot().frames(), viewer_for(store, args.as_user))
+        try:
+            frame = spec.build(context, args)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(render(frame, args.format), end="" if args.format == "csv" else "\n")
+        return 0
+
+    return run
+
+
+def _register() -> None:
+    if REPORTS:
+        return
+    REPORTS.extend(
+        [
+            Report(
+                "throughput",
+                "features delivered and confirmed, value, cost and PRs merged per period",
+                _throughput_report,
+                _throughput_arguments,
+            ),
+            Report("dora", "the four DORA measures with their buckets and definitions", _dora_report, _dora_arguments),
+            Report(
+                "verdicts",
+                "every judged feature: outcome metric, predicted and measured change with its 95% interval, verdict",
+                _verdicts_report,
+            ),
+            Report(
+                "flags",
+                "every vanity flag: team or metric, severity, window, evidence, explanation, acknowledgement",
+                _flags_report,
+                _flags_arguments,
+            ),
+            Report(
+                "cost-per-feature",
+                "each feature's attributed cost in a quarter, by source, delivered or work in progress",
+                _cost_per_feature_report,
+                _cost_per_feature_arguments,
+            ),
+        ]
+    )
+
+
+def _known_team(frames: dict[str, pl.LazyFrame], team_id: str | None) -> str | None:
+    if team_id is None:
+        return None
+    known = frames["teams"].select("team_id").collect()["team_id"].to_list()
+    if team_id not in known:
+        raise ValueError(f"No team `{team_id}`; the teams are {', '.join(sorted(known))}.")
+    return team_id
+
+
+def _period_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--team", default=None, help="team id (default: the whole organisation)")
+    parser.add_argument("--from", dest="start", type=_day, default=None, help="first day, YYYY-MM-DD")
+    parser.add_argument("--to", dest="end", type=_day, default=None, help="last day, YYYY-MM-DD")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a date (YYYY-MM-DD)") from None
+
+
+def _throughput_arguments(parser: argparse.ArgumentParser) -> None:
+    _period_arguments(parser)
+    parser.add_argument("--period", choices=("week", "month", "quarter"), default="week")
+
+
+def _dora_arguments(parser: argparse.ArgumentParser) -> None:
+    _period_arguments(parser)
+    parser.add_argument("--statistic", choices=("median", "mean"), default=None, help="default: the stored setting")
+    parser.add_argument("--lead-time-start", choices=("first_commit", "pr_opened"), default=None)
+    parser.add_argument("--incident-link", choices=("devlake", "explicit"), default=None)
+
+
+def _throughput_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
+    frames = context.frames
+    team_id = _known_team(frames, args.team)
+    judged = measures.judged_hypotheses(frames, measures.as_of(frames))
+    lines = measures.cost_rollup(frames, settings.load(context.store, "cost"))
+    daily = measures.daily_throughput(frames, judged.lazy(), lines)
+    series = throughput.throughput_series(daily, args.period, team_id, args.start, args.end)
+    return restrict_throughput(context.viewer, series, team_id).collect()
+
+
+def _dora_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
+    frames = context.frames
+    team_id = _known_team(frames, args.team)
+    if not access.may_see(context.viewer, "output", team_id):
+        raise ValueError("DORA measures are output-level figures, which this user's role does not see.")
+    stored = settings.load(context.store, "dora")
+    chosen = DoraSettings(
+        statistic=args.statistic or stored.statistic,
+        lead_time_start=args.lead_time_start or stored.lead_time_start,
+        incident_link=args.incident_link or stored.incident_link,
+    )
+    deployments, pull_requests, incidents = dora_frames(frames, team_id)
+    rows = dora.dora_measures(deployments, pull_requests, incidents, chosen, args.start, args.end)
+    return restrict_dora(context.viewer, rows, team_id).collect()
+
+
+def _verdicts_report(context: ReportContext, _args: argparse.Namespace) -> pl.DataFrame:
+    """Every delivered feature's verdict (as the Impact page): predicted vs measured change, interval, method.
+
+    Changes are in the prediction's own kind: a fraction for relative (0.05 = +5%), metric units for absolute.
+    """
+    frames, viewer = context.frames, context.viewer
+    judged = measures.judged_hypotheses(frames, measures.as_of(frames)).lazy()
+    names = frames["features"].select("feature_id", pl.col("name").alias("feature_name"), "team_id")
+    metrics = access.restrict_metrics(viewer, frames["metrics"]).select(
+        "metric_id", pl.col("name").alias("metric_name"), "unit"
+    )
+
+    def in_kind(relative: str, absolute: str) -> pl.Expr:
+        return pl.when(pl.col("change_kind") == "relative").then(pl.col(relative)).otherwise(pl.col(absolute))
+
+    return (
+        access.restrict(viewer, judged.join(names, on="feature_id", how="left"), level="outcome")
+        .join(metrics, on="metric_id", how="inner")
+        .select(
+            "feature_id",
+            "feature_name",
+            "team_id",
+            "metric_id",
+            "metric_name",
+            "unit",
+            "delivered_on",
+            "change_kind",
+            "predicted_change",
+            in_kind("estimate_rel", "estimate_abs").alias("measured_change"),
+            in_kind("ci_low_rel", "ci_low_abs").alias("ci_low_95"),
+            in_kind("ci_high_rel", "ci_high_abs").alias("ci_high_95"),
+            "method",
+            "verdict",
+            "judge_on",
+            pl.col("confounded_by").list.join(" ").alias("confounded_by"),
+        )
+        .sort("feature_id")
+        .collect()
+    )
+
+
+def _flags_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hide-acknowledged", action="store_true", help="leave out flags already acknowledged")
+
+
+def _flags_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
+    """Every vanity flag the viewer may see (as the Vanity flags page), newest and most severe first."""
+    from core.flag_acks import read_acks
+    from core.flags import DETECTORS, apply_acknowledgements
+
+    frames = context.frames
+    as_of = measures.as_of(frames)
+    thresholds = settings.load(context.store, "flags")
+    judged = measures.judged_hypotheses(frames, as_of).lazy()
+    lines = measures.cost_rollup(frames, settings.load(context.store, "cost"))
+    flags = measures.vanity_flags(frames, judged, lines, thresholds, as_of)
+    shown = apply_acknowledgements(restrict_flags(context.viewer, flags, frames, thresholds), read_acks(context.store))
+    if args.hide_acknowledged:
+        shown = shown.filter(~pl.col("acknowledged"))
+    return shown.select(
+        "flag_id",
+        pl.col("detector").replace_strict(DETECTORS, default=pl.col("detector")).alias("flag"),
+        "severity",
+        "team_id",
+        "metric_id",
+        "window_start",
+        "window_end",
+        "detected_at",
+        "explanation",
+        "suggestion",
+        "evidence",
+        "acknowledged",
+        "acknowledged_by",
+        "acknowledged_at",
+        "comment",
+    )
+
+
+def _cost_per_feature_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--period", required=True, help="a quarter such as 2026Q3, or a year such as 2026")
+    parser.add_argument("--team", default=None, help="team id (default: every team)")
+
+
+def _cost_per_feature_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
+    """Each feature delivered in the period (and each in progress) with its cost by source, as the Cost page."""
+    from core import costs
+
+    frames = context.frames
+    team_id = _known_team(frames, args.team)
+    period = costs.parse_period(args.period)
+    chosen = settings.load(context.store, "cost")
+    rollup = costs.attribute_cost_rollup(
+        frames["cost_events"],
+        frames["pull_requests"],
+        frames["work_items"],
+        frames["features"],
+        frames["people"],
+        chosen,
+    )
+    features = frames["features"]
+    if team_id is not None:
+        rollup, features = rollup.filter(pl.col("team_id") == team_id), features.filter(pl.col("team_id") == team_id)
+    per_feature = costs.cost_per_feature(rollup, features, period).select(
+        pl.lit(period.label).alias("period"),
+        pl.exclude("lines", "events", "delivered"),
+        pl.lit(chosen.currency).alias("currency"),
+    )
+    return access.restrict(context.viewer, per_feature, level="outcome").collect()

@@ -1,0 +1,455 @@
+"""Cost per feature: what each delivered feature cost in full, where the money came from, and its trend."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+import plotly.express as px
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from core import access, costs, settings
+from core.costs import ALL, RULE_LABELS, RULES, CostSettings
+from core.export import quarterly_trend_html, to_safe_csv
+from ui import measures
+from ui.data import page_data
+from ui.widgets import page_header, table, team_labels
+
+PAGE = "cost"
+SOURCE_LABELS = {
+    "llm": "AI agents / LLM",
+    "ci": "CI",
+    "review": "Code review",
+    "people": "People time",
+    "other": "Other",
+}
+
+data = page_data()
+me = data.viewer
+page_header(
+    "Cost per feature",
+    "What each delivered feature cost in full — agent tokens, CI minutes, review and people time — and whether "
+    "that cost is falling quarter over quarter.",
+    me,
+)
+
+current = measures.cost_settings(data)
+done = measures.cost_attribution(data)
+features = data["features"]
+money = current.currency
+rollup = access.restrict(me, done.rollup.lazy(), level="outcome")
+
+quarter_starts = sorted(rollup.select(pl.col("occurred_at").unique()).collect()["occurred_at"].to_list(), reverse=True)
+if not quarter_starts:
+    st.info("No cost events are visible to you yet: import LLM, CI, review or people costs on the Data page.")
+    st.stop()
+quarters = [f"{q.year}Q{(q.month - 1) // 3 + 1}" for q in quarter_starts]
+as_of = datetime.combine(measures.as_of(data), time())
+complete = [label for label in quarters if costs.parse_period(label).end <= as_of]
+team_names = team_labels(data["teams"])
+
+left, right = st.columns(2)
+period_label = left.selectbox(
+    "Period",
+    quarters,
+    index=quarters.index(complete[0]) if complete else 0,
+    key=f"{PAGE}.period",
+    help="Quarters with cost events; the default is the latest complete quarter.",
+)
+team = right.selectbox(
+    "Team",
+    [None, *team_names],
+    format_func=lambda t: "All teams" if t is None else team_names.get(t, t),
+    key=f"{PAGE}.team",
+)
+period = costs.parse_period(period_label)
+scoped = rollup if team is None else rollup.filter(pl.col("team_id") == team)
+team_features = features if team is None else features.filter(pl.col("team_id") == team)
+
+summary = costs.cost_summary(scoped, team_features, period, current).collect().row(0, named=True)
+per_feature = access.restrict(me, costs.cost_per_feature(scoped, team_features, period), level="outcome").collect()
+
+
+def amount(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} {money}"
+
+
+st.subheader(f"{period.label} · {'all teams' if team is None else team_names.get(team, team)}")
+coverage, median, mean, total = st.columns(4)
+coverage.metric(
+    "Attribution coverage",
+    "—" if summary["coverage_pct"] is None else f"{summary['coverage_pct']:.1f}%",
+    help="Money of the period's cost events that an attribution rule reached a feature with, over all their money. "
+    "The rest is listed below as unattributed, with the reason — never spread.",
+)
+median.metric(
+    "Median cost per delivered feature",
+    amount(summary["median_cost_per_delivered_feature"]),
+    help="Over the features delivered in the period: every cost attributed to each, up to the period's end.",
+)
+mean.metric(
+    "Mean cost per delivered feature",
+    amount(summary["mean_cost_per_delivered_feature"]),
+    help="Total cost of the features delivered in the period ÷ their number; a few large features pull it up.",
+)
+total.metric(
+    "Total attributed cost",
+    amount(summary["attributed_cost"]),
+    help="Money of the period's cost events attributed to a feature, delivered or not.",
+)
+st.caption(
+    f"{summary['delivered_features']:,} features delivered; {summary['wip_features']:,} in progress carrying "
+    f"{amount(summary['wip_cost'])}. Of {amount(summary['total_cost'])} spent in the period, "
+    f"{amount(summary['unattributed_cost'])} is unattributed"
+    + (f"; {summary['unpriced_events']:,} events had no price" if summary["unpriced_events"] else "")
+    + f".  \n**Rules on:** {summary['rules_on']}."
+)
+
+with st.expander("Rates used to turn quantities into money"):
+    rates_left, rates_right = st.columns(2)
+    rates_left.dataframe(
+        pl.DataFrame(list(current.ci_rates), schema=["runner", f"{money} per minute"], orient="row"),
+        hide_index=True,
+        key=f"{PAGE}.ci_rates",
+    )
+    rates_right.dataframe(
+        pl.DataFrame(
+            list(current.model_prices),
+            schema=["model", f"input {money}/M tokens", f"output {money}/M tokens"],
+            orient="row",
+        ),
+        hide_index=True,
+        key=f"{PAGE}.model_prices",
+    )
+    st.caption(
+        "CI minutes × the runner type's rate (named in the runner label, else `default`); tokens × the model's "
+        f"price, plain tokens blended {current.input_token_share:.0%} input; review minutes and people hours × "
+        "each person's loaded hourly cost from People. An amount given on the event is used as it is."
+    )
+
+by_source = (
+    costs.cost_by_source(scoped, period)
+    .with_columns(pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source")).alias("label"))
+    .collect()
+)
+source_chart = go.Figure(
+    [
+        go.Bar(
+            x=by_source["label"].to_list(),
+            y=by_source[column].to_list(),
+            name=name,
+            hovertemplate="%{x}: %{y:,.0f} " + money + " " + name + " (cost events in the period)<extra></extra>",
+        )
+        for column, name in (("attributed", "attributed"), ("unattributed", "unattributed"))
+    ],
+    layout={"barmode": "stack", "yaxis_title": money, "height": 340, "margin": {"t": 30}},
+)
+chart_left, chart_right = st.columns(2)
+with chart_left:
+    st.markdown("**Where the money came from**")
+    st.plotly_chart(source_chart, key=f"{PAGE}.by_source")
+    st.caption("Money of the period's cost events per source, attributed to a feature or not.")
+
+delivered = per_feature.filter(pl.col("delivered"))
+with chart_right:
+    st.markdown("**Cost per delivered feature**")
+    if delivered.height:
+        histogram = px.histogram(
+            delivered.to_pandas(),
+            x="cost",
+            nbins=30,
+            marginal="box",
+            hover_data=["feature_id", "name"],
+            labels={"cost": f"cost per delivered feature ({money})"},
+        )
+        histogram.update_layout(height=340, margin={"t": 30}, yaxis_title="features")
+        st.plotly_chart(histogram, key=f"{PAGE}.distribution")
+        st.caption("Each delivered feature's total attributed cost; the box marks the median and quartiles.")
+    else:
+        st.info("No feature was delivered in this period.")
+
+feature_columns = {
+    "feature_id": st.column_config.TextColumn("Feature"),
+    "name": st.column_config.TextColumn("Name"),
+    "team_id": st.column_config.TextColumn("Team"),
+    "cost": st.column_config.NumberColumn(f"Cost ({money})", format="%.2f"),
+    **{
+        f"cost_{s}": st.column_config.NumberColumn(f"{label} ({money})", format="%.2f")
+        for s, label in SOURCE_LABELS.items()
+    },
+}
+shown = ["feature_id", "name", "team_id", "delivered_at", "cost", *[f"cost_{s}" for s in SOURCE_LABELS]]
+st.markdown("**Delivered features**")
+table(
+    delivered.select(shown),
+    key=f"{PAGE}.delivered",
+    caption="Every cost attributed to each feature up to the period's end, by source.",
+    **feature_columns,
+)
+wip = per_feature.filter(pl.col("stage") == "work in progress")
+st.markdown("**Work in progress**")
+table(
+    wip.select([c for c in shown if c != "delivered_at"]),
+    key=f"{PAGE}.wip",
+    caption="Features not delivered by the period's end: their cost so far does not enter cost per delivered feature.",
+    **feature_columns,
+)
+
+# --- Drill into one feature -------------------------------------------------------------------------------------
+
+st.subheader("One feature's cost")
+choices = per_feature.select("feature_id", "name", "team_id", "stage")
+labels = {r["feature_id"]: f"{r['feature_id']} · {r['name']} ({r['stage']})" for r in choices.iter_rows(named=True)}
+feature_team = dict(zip(choices["feature_id"], choices["team_id"], strict=True))
+chosen = st.selectbox(
+    "Feature",
+    [None, *labels],
+    format_func=lambda f: "Choose a feature …" if f is None else labels[f],
+    key=f"{PAGE}.feature",
+)
+if chosen is not None:
+    row = per_feature.filter(pl.col("feature_id") == chosen).row(0, named=True)
+    split = pl.DataFrame(
+        {
+            "source": list(SOURCE_LABELS.values()),
+            f"cost ({money})": [row[f"cost_{s}"] for s in SOURCE_LABELS],
+        }
+    )
+    st.markdown(f"**{labels[chosen]}** — {amount(row['cost'])} up to the end of {period.label}, by source:")
+    st.dataframe(
+        split,
+        hide_index=True,
+        key=f"{PAGE}.feature_split",
+        column_config={f"cost ({money})": st.column_config.NumberColumn(format="%.2f")},
+    )
+    chosen_team = feature_team.get(chosen)
+    lines = measures.feature_cost_lines(data, chosen).filter(pl.col("occurred_at") < period.end)
+    if access.may_see_detail(me, chosen_team):
+        visible = access.restrict(me, lines.lazy(), level="outcome", detail=True).collect()
+        st.caption(f"{visible.height:,} cost lines; each says which link attributed it to this feature.")
+        for source, label in SOURCE_LABELS.items():
+            part = visible.filter(pl.col("source") == source)
+            if part.height:
+                with st.expander(f"{label}: {part['amount'].sum():,.2f} {money} · {part.height:,} lines"):
+                    table(
+                        part.select(
+                            "occurred_at",
+                            "event_id",
+                            "detail",
+                            "quantity",
+                            "unit",
+                            "pricing",
+                            "share",
+                            "amount",
+                            "link",
+                        ),
+                        key=f"{PAGE}.lines.{source}",
+                    )
+    elif access.may_see(me, "output", chosen_team):
+        paths = (
+            lines.group_by("source", "rule")
+            .agg(pl.len().alias("cost lines"), pl.col("amount").sum().alias(f"amount ({money})"))
+            .with_columns(
+                pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source")),
+                pl.col("rule").replace_strict(RULE_LABELS, default=pl.col("rule")).alias("attributed by"),
+            )
+            .sort("source", "attributed by")
+            .select("source", "attributed by", "cost lines", f"amount ({money})")
+        )
+        table(
+            paths,
+            key=f"{PAGE}.paths",
+            **{f"amount ({money})": st.column_config.NumberColumn(format="%.2f")},
+            caption="This feature's cost lines grouped by source and by the link that attributed them; the "
+            "per-PR and per-person lines are shown to the team's own lead.",
+        )
+    else:
+        st.caption("Per-line detail is shown to the team's own lead; this view shows the split by source.")
+
+# --- Unattributed -----------------------------------------------------------------------------------------------
+
+st.subheader("Unattributed cost")
+
+
+def in_scope(frame: pl.DataFrame) -> pl.DataFrame:
+    scoped_rows = frame.filter(pl.col("occurred_at").is_between(period.start, period.end, closed="left"))
+    return scoped_rows if team is None else scoped_rows.filter(pl.col("team_id") == team)
+
+
+generic = in_scope(measures.unattributed_cost_lines(data, generic=True))
+by_reason = (
+    access.restrict(me, generic.lazy(), level="outcome")
+    .group_by("reason")
+    .agg(pl.len().alias("events"), pl.col("amount").sum().alias(f"amount ({money})"))
+    .sort(f"amount ({money})", descending=True)
+    .collect()
+)
+if by_reason.height == 0:
+    st.success("Every cost event of the period reached a feature.")
+else:
+    table(
+        by_reason,
+        key=f"{PAGE}.unattributed_reasons",
+        **{f"amount ({money})": st.column_config.NumberColumn(format="%.2f")},
+        caption="Money no enabled rule could attribute, by reason; it counts in the total, never spread over features.",
+    )
+    detail = access.restrict(
+        me, in_scope(measures.unattributed_cost_lines(data, generic=False)).lazy(), level="outcome", detail=True
+    ).collect()
+    if detail.height:
+        with st.expander(f"Unattributed cost lines you may see in detail ({detail.height:,})"):
+            table(
+                detail.select("occurred_at", "event_id", "source", "detail", "team_id", "amount", "reason"),
+                key=f"{PAGE}.unattributed_lines",
+            )
+
+# --- Quarter over quarter ---------------------------------------------------------------------------------------
+
+st.subheader("Quarter over quarter")
+trend = access.restrict(me, costs.quarterly_cost_trend(rollup, features), level="outcome").collect()
+verdicts = costs.trend_verdicts(trend)
+trend_team = ALL if team is None else team
+overall = trend.filter((pl.col("team_id") == trend_team) & (pl.col("source") == ALL)).sort("quarter_start")
+verdict = verdicts.filter((pl.col("team_id") == trend_team) & (pl.col("source") == ALL))
+if verdict.height:
+    v = verdict.row(0, named=True)
+    change = "" if v["change_pct"] is None else f", {v['change_pct']:+.0f}% from {v['first_quarter']}"
+    st.markdown(f"Cost per delivered feature is **{v['verdict']}** over {v['quarters']} quarters{change}.")
+    st.caption(f"Method: {v['method']}")
+by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
+trend_chart = go.Figure(
+    [
+        go.Scatter(
+            x=rows["quarter"].to_list(),
+            y=rows["cost_per_delivered_feature"].to_list(),
+            customdata=rows.select("delivered_features", "cost", "pct_change").rows(),
+            name="all teams" if name == ALL else team_names.get(name, name),
+            mode="lines+markers",
+            hovertemplate="%{x}: %{y:,.0f} "
+            + money
+            + " per delivered feature<br>%{customdata[1]:,.0f} attributed to %{customdata[0]} features delivered"
+            "<br>%{customdata[2]:+.1f}% on the quarter before<extra>%{fullData.name}</extra>",
+        )
+        for (name,), rows in by_team.group_by(["team_id"], maintain_order=True)
+    ],
+    layout={"yaxis_title": f"{money} per delivered feature", "height": 380, "margin": {"t": 30}},
+)
+source_trend = trend.filter((pl.col("team_id") == trend_team) & (pl.col("source") != ALL)).sort("quarter_start")
+source_trend_chart = go.Figure(
+    [
+        go.Bar(
+            x=rows["quarter"].to_list(),
+            y=rows["cost_per_delivered_feature"].to_list(),
+            name=SOURCE_LABELS.get(str(source), str(source)),
+            hovertemplate="%{x}: %{y:,.0f} " + money + " per delivered feature from %{fullData.name}<extra></extra>",
+        )
+        for (source,), rows in source_trend.group_by(["source"], maintain_order=True)
+    ],
+    layout={"barmode": "stack", "yaxis_title": f"{money} per delivered feature", "height": 380, "margin": {"t": 30}},
+)
+trend_left, trend_right = st.columns(2)
+with trend_left:
+    st.markdown("**By team (all sources)**")
+    st.plotly_chart(trend_chart, key=f"{PAGE}.trend_teams")
+with trend_right:
+    st.markdown(f"**By source ({'all teams' if team is None else team_names.get(team, team)})**")
+    st.plotly_chart(source_trend_chart, key=f"{PAGE}.trend_sources")
+st.caption(
+    "A feature counts in the quarter it was delivered, with every cost attributed to it up to that quarter's end."
+)
+table(
+    overall.select("quarter", "delivered_features", "cost", "cost_per_delivered_feature", "pct_change"),
+    key=f"{PAGE}.trend_table",
+    cost_per_delivered_feature=st.column_config.NumberColumn(f"cost per delivered feature ({money})", format="%.0f"),
+    pct_change=st.column_config.NumberColumn("% change", format="%+.1f%%"),
+)
+csv_col, html_col = st.columns(2)
+csv_col.download_button(
+    "Download trend (CSV)",
+    to_safe_csv(trend.sort("team_id", "source", "quarter_start")),
+    file_name="cost-per-feature-trend.csv",
+    mime="text/csv",
+    key=f"{PAGE}.download_csv",
+)
+html_col.download_button(
+    "Download report (HTML)",
+    quarterly_trend_html(trend, verdicts, currency=money, rules_on=current.rules_on),
+    file_name="cost-per-feature-trend.html",
+    mime="text/html",
+    key=f"{PAGE}.download_html",
+)
+
+# --- Activity-level contrast ------------------------------------------------------------------------------------
+
+contrast = access.restrict(
+    me, costs.activity_contrast(rollup, done.pr_links.lazy(), features), level="activity"
+).collect()
+wanted = contrast.filter(pl.col("team_id") == (ALL if team is None else team))
+contrast = wanted if wanted.height or team is not None else contrast
+contrast_team = contrast["team_id"][0] if contrast.height else None
+if contrast.height and access.may_see(me, "activity", None if contrast_team == ALL else contrast_team):
+    st.subheader("For contrast: activity-level figures")
+    st.warning(
+        "Activity level, not output: cost per PR falls whenever work is split into more, smaller PRs — agents "
+        "opening many PRs per feature make each PR look cheap while each delivered feature costs more. Judge cost "
+        "per delivered feature above, not these."
+    )
+    table(
+        contrast.select(
+            "quarter", "team_id", "prs_merged", "agent_prs_merged", "cost_per_pr", "prs_per_delivered_feature"
+        ),
+        key=f"{PAGE}.contrast",
+        caption="Cost per PR = all money of the quarter ÷ PRs merged in it; PRs per feature = merged PRs linked to "
+        "the features delivered that quarter ÷ their number.",
+        cost_per_pr=st.column_config.NumberColumn(f"cost per PR ({money})", format="%.0f"),
+        prs_per_delivered_feature=st.column_config.NumberColumn("PRs per delivered feature", format="%.1f"),
+    )
+
+# --- Settings ---------------------------------------------------------------------------------------------------
+
+if access.may_change_settings(me):
+    with st.expander("Cost settings: rates, model prices and attribution rules"), st.form(f"{PAGE}.settings"):
+        ci_rates = st.data_editor(
+            pl.DataFrame(list(current.ci_rates), schema=["runner", "per_minute"], orient="row").to_pandas(),
+            num_rows="dynamic",
+            key=f"{PAGE}.settings.ci_rates",
+        )
+        model_prices = st.data_editor(
+            pl.DataFrame(
+                list(current.model_prices), schema=["model", "input_per_million", "output_per_million"], orient="row"
+            ).to_pandas(),
+            num_rows="dynamic",
+            key=f"{PAGE}.settings.model_prices",
+        )
+        share = st.slider(
+            "Input share of plain token counts", 0.0, 1.0, current.input_token_share, key=f"{PAGE}.settings.share"
+        )
+        rules_on = st.multiselect(
+            "Attribution rules on (in order of trust)",
+            list(RULES),
+            default=list(current.rules),
+            format_func=RULE_LABELS.get,
+            key=f"{PAGE}.settings.rules",
+        )
+        if st.form_submit_button("Save cost settings"):
+            try:
+                chosen_settings = CostSettings(
+                    ci_rates=tuple(
+                        (str(r), float(p)) for r, p in ci_rates.dropna().itertuples(index=False) if str(r).strip()
+                    ),
+                    model_prices=tuple(
+                        (str(m), float(i), float(o))
+                        for m, i, o in model_prices.dropna().itertuples(index=False)
+                        if str(m).strip()
+                    ),
+                    input_token_share=float(share),
+                    rules=tuple(r for r in RULES if r in rules_on),
+                    currency=current.currency,
+                )
+            except (TypeError, ValueError) as error:
+                st.error(f"Not saved: {error}")
+            else:
+                settings.save(data.store, "cost", chosen_settings, actor=me.username)
+                st.toast("Cost settings saved; the figures are recomputed with them.")
+                st.rerun()

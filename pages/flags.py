@@ -1,0 +1,293 @@
+"""Vanity flags: activity that looks like progress while the value it should create does not move, and why."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core import access, settings
+from core.flag_acks import MAX_COMMENT_CHARS, acknowledge_flag, read_acks
+from core.flags import DETECTORS, FLAG_DEFAULTS_TEXT, FlagSettings, apply_acknowledgements, sort_flags
+from core.measure_access import restrict_flags
+from ui import measures
+from ui.data import page_data
+from ui.widgets import page_header, table, team_labels
+
+PAGE = "flags"
+SEVERITY_ICONS = {"high": ":red-badge[High]", "medium": ":orange-badge[Medium]", "low": ":gray-badge[Low]"}
+ACTIVITY = ("#c2410c", "#f59e0b", "#7c3aed")
+VALUE = ("#2e7d32", "#0e7490", "#65a30d")
+PAGE_SIZE = 20
+
+data = page_data()
+viewer = data.viewer
+page_header(
+    "Vanity flags",
+    "Where activity rises while the value it should create does not: each flag with its evidence, a plain "
+    "explanation and the outcome metric to watch instead.",
+    viewer,
+)
+
+thresholds: FlagSettings = measures.flag_settings(data)
+team_names = team_labels(data["teams"])
+metric_names = dict(data["metrics"].select("metric_id", "name").collect().iter_rows())
+shown = restrict_flags(viewer, measures.flags(data), data.frames, thresholds)
+flags = sort_flags(apply_acknowledgements(shown, read_acks(data.store)))
+
+flash = st.session_state.pop(f"{PAGE}.flash", None)
+if flash:
+    st.success(flash)
+
+
+def subject(flag: dict[str, object]) -> str:
+    """The team (and metric) a flag is about, in words."""
+    parts = []
+    if flag["team_id"]:
+        parts.append(team_names.get(str(flag["team_id"]), str(flag["team_id"])))
+    if flag["metric_id"]:
+        parts.append(metric_names.get(str(flag["metric_id"]), str(flag["metric_id"])))
+    return " · ".join(parts) or "The organisation"
+
+
+def chart(flag_id: str) -> go.Figure | None:
+    """The flag's small chart: the measures it compared (left axis) beside the value they should move (right)."""
+    rows = measures.flag_chart(data, flag_id)
+    if rows.is_empty():
+        return None
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    drawn = {"activity": 0, "value": 0}
+    for (measure, role), series in rows.sort("period").group_by(["measure", "role"], maintain_order=True):
+        is_value = role == "value"
+        palette = VALUE if is_value else ACTIVITY
+        color = palette[drawn[str(role)] % len(palette)]
+        drawn[str(role)] += 1
+        figure.add_scatter(
+            x=series["period"].to_list(),
+            y=series["value"].to_list(),
+            name=str(measure),
+            mode="lines+markers",
+            line={"color": color, "dash": "dot" if is_value else "solid"},
+            hovertemplate=f"{measure}: %{{y:,.4~g}}<br>period ending %{{x|%d %b %Y}}"
+            "<br>from core.flags.flag_chart<extra></extra>",
+            secondary_y=is_value,
+        )
+    figure.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+        hovermode="x unified",
+    )
+    return figure
+
+
+def evidence_table(flag: dict[str, object]) -> pl.DataFrame:
+    """The numbers behind the flag, one per row, as they were compared."""
+    numbers = json.loads(str(flag["evidence"]))
+    return pl.DataFrame(
+        {"number": list(numbers), "value": [json.dumps(v) if not isinstance(v, str) else v for v in numbers.values()]}
+    )
+
+
+def acknowledge_form(flag: dict[str, object], key: str) -> None:
+    """A comment box that acknowledges the flag in the viewer's name."""
+    with st.form(f"{PAGE}.ack.{key}", clear_on_submit=True, border=False):
+        comment = st.text_area(
+            "Comment",
+            key=f"{PAGE}.ack.{key}.comment",
+            max_chars=MAX_COMMENT_CHARS,
+            placeholder="Why this is known or accepted, and what happens next",
+            height=80,
+        )
+        if st.form_submit_button("Acknowledge" if not flag["acknowledged"] else "Acknowledge again"):
+            if not comment.strip():
+                st.error("Add a comment: what is known about this flag, or what will be done.")
+                return
+            acknowledge_flag(data.store, str(flag["flag_id"]), viewer.username, comment)
+            st.session_state[f"{PAGE}.flash"] = f"Acknowledged: {DETECTORS[str(flag['detector'])]} · {subject(flag)}."
+            st.rerun()
+
+
+def flag_card(flag: dict[str, object]) -> None:
+    """One flag: what, who, how severe, the evidence and chart, what to watch, and its acknowledgement."""
+    key = hashlib.sha1(str(flag["flag_id"]).encode()).hexdigest()[:12]
+    with st.container(border=True, key=f"{PAGE}.flag.{key}"):
+        acked = ":blue-badge[:material/check: Acknowledged]" if flag["acknowledged"] else ""
+        st.markdown(
+            f"#### {DETECTORS[str(flag['detector'])]} · {subject(flag)}\n"
+            f"{SEVERITY_ICONS[str(flag['severity'])]} {acked} detected {flag['detected_at']:%d %b %Y} · window "
+            f"{flag['window_start']:%d %b %Y} – {flag['window_end']:%d %b %Y}"
+        )
+        st.markdown(str(flag["explanation"]))
+        st.markdown(f":material/visibility: **Outcome to watch.** {flag['suggestion']}")
+        if flag["acknowledged"]:
+            st.info(
+                f"Acknowledged by **{flag['acknowledged_by']}** on {flag['acknowledged_at']:%d %b %Y %H:%M} UTC: "
+                f"{flag['comment'] or '(no comment)'}",
+                icon=":material/check_circle:",
+            )
+        left, right = st.columns([1, 1])
+        figure = chart(str(flag["flag_id"]))
+        if figure is not None:
+            left.plotly_chart(figure, key=f"{PAGE}.chart.{key}", config={"displayModeBar": False})
+            left.caption(
+                "Solid: the activity the flag compared (left axis); dotted: the value it should move (right axis), "
+                "per window, dated by its last day."
+                + (" Activity measures are not part of your view." if flag["hidden_numbers"] else "")
+            )
+        else:
+            left.caption("No chart of this flag's measures is part of your view.")
+        with right:
+            table(
+                evidence_table(flag),
+                key=f"{PAGE}.evidence.{key}",
+                caption="The exact numbers behind the flag over its window (JSON `evidence` of "
+                "`python -m core report flags --format json`)."
+                + (
+                    f" {flag['hidden_numbers']} activity-level number(s) are not part of your view."
+                    if flag["hidden_numbers"]
+                    else ""
+                ),
+            )
+        with st.expander("Reproduce and acknowledge"):
+            st.markdown(
+                f"Flag id `{flag['flag_id']}`: detector `{flag['detector']}`, window {flag['window_start']} to "
+                f"{flag['window_end']} (inclusive), data as of {measures.as_of(data)}, under the thresholds below. "
+                "Run `python -m core report flags --format json` for the same numbers."
+            )
+            acknowledge_form(flag, key)
+
+
+def thresholds_panel() -> None:
+    """Every threshold with its default in words; delivery leads and admins can change them."""
+    if not (access.may_change_settings(viewer) or access.may_see(viewer, "activity", viewer.team_id)):
+        st.caption(
+            "Delivery leads and admins set the detection thresholds; each flag above states its window and the "
+            "evidence at your level."
+        )
+        return
+    current = dataclasses.asdict(thresholds)
+    defaults = dataclasses.asdict(FlagSettings())
+    table(
+        pl.DataFrame(
+            {
+                "setting": list(FLAG_DEFAULTS_TEXT),
+                "current": [str(current[name]) for name in FLAG_DEFAULTS_TEXT],
+                "default": [str(defaults[name]) for name in FLAG_DEFAULTS_TEXT],
+                "meaning": list(FLAG_DEFAULTS_TEXT.values()),
+            }
+        ),
+        key=f"{PAGE}.thresholds",
+        caption="Changes are relative (0.30 = 30%) unless stated. The flags above are computed under 'current'.",
+        meaning=st.column_config.TextColumn(width="large"),
+    )
+    if not access.may_change_settings(viewer):
+        st.caption("Delivery leads and admins can change these thresholds.")
+        return
+    metrics = data["metrics"].select("metric_id", "name", "level").sort("name").collect()
+    labels = {m: f"{n} ({lvl})" for m, n, lvl in metrics.iter_rows()}
+    with st.form(f"{PAGE}.settings"):
+        picked: dict[str, object] = {}
+        columns = st.columns(3)
+        numeric = [f for f in dataclasses.fields(FlagSettings) if f.name != "executive_view_metrics"]
+        for i, field in enumerate(numeric):
+            value = current[field.name]
+            picked[field.name] = columns[i % 3].number_input(
+                field.name.replace("_", " ").capitalize(),
+                value=value,
+                step=1 if isinstance(value, int) else 0.01,
+                format=None if isinstance(value, int) else "%.3f",
+                help=FLAG_DEFAULTS_TEXT.get(field.name),
+                key=f"{PAGE}.settings.{field.name}",
+            )
+        picked["executive_view_metrics"] = tuple(
+            st.multiselect(
+                "Metrics shown on an executive view or an OKR (activity-level ones are flagged)",
+                list(labels),
+                default=[m for m in thresholds.executive_view_metrics if m in labels],
+                format_func=labels.get,
+                key=f"{PAGE}.settings.executive_view_metrics",
+            )
+        )
+        saved, reset = st.columns([1, 4])
+        save = saved.form_submit_button("Save thresholds")
+        restore = reset.form_submit_button("Restore defaults")
+    if save or restore:
+        try:
+            chosen = FlagSettings() if restore else FlagSettings(**picked)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as error:
+            st.error(f"Not saved: {error}.")
+            return
+        settings.save(data.store, "flags", chosen, actor=viewer.username)
+        st.session_state[f"{PAGE}.flash"] = "Thresholds saved for the whole workspace; the flags were recomputed."
+        st.rerun()
+
+
+open_flags = flags.filter(~pl.col("acknowledged"))
+cells = st.columns(3)
+cells[0].metric(
+    "Open flags",
+    f"{open_flags.height:,}",
+    help="Flags in your view not yet acknowledged; detectors re-run at the end of every quarter.",
+    border=True,
+)
+cells[1].metric(
+    "High severity",
+    f"{open_flags.filter(pl.col('severity') == 'high').height:,}",
+    help="Open flags whose evidence lies at least twice as far past its threshold as needed to flag.",
+    border=True,
+)
+cells[2].metric(
+    "Acknowledged",
+    f"{flags.filter(pl.col('acknowledged')).height:,}",
+    help="Flags someone acknowledged with a comment; the latest acknowledgement is shown on each.",
+    border=True,
+)
+
+detector_col, team_col, hide_col = st.columns([3, 3, 2])
+detectors = detector_col.multiselect(
+    "Detectors", list(DETECTORS), format_func=DETECTORS.get, key=f"{PAGE}.detectors", placeholder="All detectors"
+)
+in_view = sorted(t for t in flags["team_id"].drop_nulls().unique() if t in team_names)
+chosen_teams = team_col.multiselect(
+    "Teams", in_view, format_func=team_names.get, key=f"{PAGE}.teams", placeholder="All teams"
+)
+hide_acknowledged = hide_col.toggle("Hide acknowledged", key=f"{PAGE}.hide_acknowledged")
+
+listed = flags
+if detectors:
+    listed = listed.filter(pl.col("detector").is_in(detectors))
+if chosen_teams:
+    listed = listed.filter(pl.col("team_id").is_in(chosen_teams))
+if hide_acknowledged:
+    listed = listed.filter(~pl.col("acknowledged"))
+
+if listed.is_empty():
+    st.info(
+        "No flags in your view."
+        if flags.is_empty()
+        else "No flags match these filters; acknowledged flags are hidden."
+        if hide_acknowledged
+        else "No flags match these filters."
+    )
+else:
+    st.caption(
+        f"{listed.height:,} flag(s), newest and most severe first. Each flag names its window; the same flag keeps "
+        "its id (and acknowledgement) when the data is recomputed."
+    )
+    shown_count = PAGE_SIZE * st.session_state.get(f"{PAGE}.pages", 1)
+    for flag in listed.head(shown_count).to_dicts():
+        flag_card(flag)
+    if listed.height > shown_count and st.button(
+        f"Show {min(PAGE_SIZE, listed.height - shown_count)} more", key=f"{PAGE}.more"
+    ):
+        st.session_state[f"{PAGE}.pages"] = st.session_state.get(f"{PAGE}.pages", 1) + 1
+        st.rerun()
+
+with st.expander("Thresholds and defaults"):
+    thresholds_panel()

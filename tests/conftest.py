@@ -1,0 +1,104 @@
+"""Shared fixtures: throwaway workspaces on SQLite and on the machine's PostgreSQL, and a seeded demo."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.store import Store, open_store
+from core.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("THROUGHLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_SERVICES = os.environ.get("THROUGHLINE_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(reason: str) -> None:
+    """Skip (on a developer machine) or fail (in CI, where the service must run) a service test."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (THROUGHLINE_REQUIRE_SERVICES=1: CI must have it running)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def sqlite_workspace(tmp_path: Path) -> Workspace:
+    """A fresh workspace folder with an SQLite database."""
+    return Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped afterwards."""
+    name = f"tl_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        service_unavailable(f"PostgreSQL at {PG_ADMIN_URL} does not answer: {error.__class__.__name__}")
+    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    sa.create_engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        workspace = Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}")
+    else:
+        url = request.getfixturevalue("pg_url")
+        workspace = Workspace(home=tmp_path, database_url=url)
+    (tmp_path / "snapshot").mkdir(exist_ok=True)
+    opened = open_store(workspace)
+    yield opened
+    opened.engine.dispose()
+
+
+DEMO_TEST_SCALE = float(os.environ.get("THROUGHLINE_TEST_DEMO_SCALE", "0.25"))
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A demo workspace seeded once per test process: its folder and each role's sign-in."""
+    from core.bootstrap import seed_demo
+
+    home = tmp_path_factory.mktemp("demo")
+    workspace = Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}")
+    (home / "snapshot").mkdir(exist_ok=True)
+    store = open_store(workspace)
+    logins = seed_demo(store, seed=7, scale=DEMO_TEST_SCALE)
+    store.snapshot()
+    store.engine.dispose()
+    return {"home": home, "logins": {login.role: login for login in logins}}
+
+
+@pytest.fixture(scope="session")
+def server(demo_workspace: dict[str, object]) -> Iterator[str]:
+    """`streamlit run app.py` over the shared demo workspace, for the browser tests."""
+    from tests.browser import streamlit_server
+
+    with streamlit_server(demo_workspace["home"]) as url:  # type: ignore[arg-type]
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium driven by Playwright (skipped, or failed in CI, when missing)."""
+    from tests.browser import CHROMIUM_ARGS, chromium_path
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -1,0 +1,228 @@
+"""Properties cost attribution must keep on any data: nothing lost, nothing counted twice."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from statistics import median
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.costs import (
+    RULES,
+    CostSettings,
+    attribute_costs,
+    cost_per_feature,
+    cost_summary,
+    parse_period,
+    price_cost_events,
+)
+from core.schema import COST_SOURCES, coerce, empty
+
+START = datetime(2026, 3, 2)
+"""Generated times fall in the six weeks from here, across the Q1/Q2 boundary."""
+
+FEATURE_IDS = ["F1", "F2", "F3", "F4"]
+PEOPLE_IDS = ["p1", "p2", "a1"]
+REPOS = ["api", "web"]
+TEAMS = ["T1", "T2"]
+KEYS = ["PAY-1", "PAY-2", "OPS-3"]
+
+
+def _when(draw: st.DrawFn) -> datetime:
+    return START + timedelta(hours=draw(st.integers(0, 6 * 7 * 24)))
+
+
+def _maybe(draw: st.DrawFn, values: list[str], unknown: str | None = None) -> str | None:
+    pool: list[str | None] = [None, *values]
+    if unknown is not None:
+        pool.append(unknown)
+    return draw(st.sampled_from(pool))
+
+
+@st.composite
+def organisations(draw: st.DrawFn) -> dict[str, pl.LazyFrame]:
+    """A small random organisation, with links that reach, miss, or point at unknown ids."""
+    features = [
+        {
+            "feature_id": fid,
+            "name": fid,
+            "team_id": _maybe(draw, TEAMS),
+            "status": (status := draw(st.sampled_from(["planned", "in_progress", "delivered", "cancelled"]))),
+            "delivered_at": _when(draw) if status == "delivered" else None,
+        }
+        for fid in FEATURE_IDS[: draw(st.integers(1, 4))]
+    ]
+    known = [f["feature_id"] for f in features]
+    work_items = [{"work_item_key": key, "feature_id": _maybe(draw, known, "F9")} for key in KEYS]
+    people = [
+        {
+            "person_id": pid,
+            "name": pid,
+            "team_id": _maybe(draw, TEAMS),
+            "kind": "agent" if pid == "a1" else "human",
+            "hourly_cost": draw(st.one_of(st.none(), st.floats(0, 300, allow_nan=False))),
+        }
+        for pid in PEOPLE_IDS
+    ]
+    pull_requests = []
+    for number in range(draw(st.integers(0, 8))):
+        created = _when(draw)
+        pull_requests.append(
+            {
+                "pr_id": f"{(repo := draw(st.sampled_from(REPOS)))}#{number}",
+                "repo": repo,
+                "author_id": _maybe(draw, PEOPLE_IDS),
+                "author_kind": "human",
+                "team_id": _maybe(draw, TEAMS),
+                "feature_id": _maybe(draw, known, "F9"),
+                "work_item_key": _maybe(draw, KEYS),
+                "title": draw(st.sampled_from(["fix", "PAY-1 fix", "OPS-3 chore", "PAY-2"])),
+                "branch": draw(st.sampled_from(["main-x", "feat/pay-2-x", "PAY-1"])),
+                "state": "merged",
+                "created_at": created,
+                "merged_at": created + timedelta(days=draw(st.integers(0, 15))),
+            }
+        )
+    pr_ids = [p["pr_id"] for p in pull_requests]
+    events = []
+    for number in range(draw(st.integers(0, 20))):
+        source = draw(st.sampled_from(COST_SOURCES))
+        events.append(
+            {
+                "event_id": f"E{number}",
+                "occurred_at": _when(draw),
+                "source": source,
+                "amount": draw(st.one_of(st.none(), st.floats(0, 10_000, allow_nan=False).map(lambda x: round(x, 2)))),
+                "quantity": draw(st.one_of(st.none(), st.floats(0, 5_000_000, allow_nan=False))),
+                "unit": draw(st.sampled_from([None, "tokens", "output_tokens", "minutes", "hours", "furlongs"])),
+                "detail": draw(st.sampled_from([None, "gpt-4o", "claude-sonnet-4-5", "ubuntu-latest", "macos-14"])),
+                "person_id": _maybe(draw, PEOPLE_IDS),
+                "team_id": _maybe(draw, TEAMS),
+                "feature_id": _maybe(draw, known, "F9"),
+                "pr_id": _maybe(draw, pr_ids, "zz#404"),
+                "work_item_key": _maybe(draw, KEYS, "NOPE-1"),
+                "repo": _maybe(draw, REPOS, "infra"),
+                "branch": _maybe(draw, ["main", "bugfix/PAY-1", "ops-3-tidy"]),
+            }
+        )
+    return {
+        "cost_events": _frame("cost_events", events),
+        "pull_requests": _frame("pull_requests", pull_requests),
+        "work_items": _frame("work_items", work_items),
+        "features": _frame("features", features),
+        "people": _frame("people", people),
+    }
+
+
+def _frame(entity: str, rows: list[dict[str, object]]) -> pl.LazyFrame:
+    if not rows:
+        return empty(entity).lazy()
+    return coerce(entity, pl.DataFrame(rows, infer_schema_length=None)).lazy()
+
+
+def _attribute(org: dict[str, pl.LazyFrame], cost_settings: CostSettings) -> pl.DataFrame:
+    return attribute_costs(
+        org["cost_events"], org["pull_requests"], org["work_items"], org["features"], org["people"], cost_settings
+    ).collect()
+
+
+def _money_in(org: dict[str, pl.LazyFrame]) -> float:
+    return price_cost_events(org["cost_events"], org["people"]).select(pl.col("money").sum()).collect().item()
+
+
+PROPERTY_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY_SETTINGS
+@given(organisations())
+def test_attributed_plus_unattributed_is_the_money_in_to_the_cent(org: dict[str, pl.LazyFrame]) -> None:
+    lines = _attribute(org, CostSettings())
+    attributed = lines.filter(pl.col("feature_id").is_not_null())["amount"].sum()
+    unattributed = lines.filter(pl.col("feature_id").is_null())["amount"].sum()
+    assert round(attributed + unattributed, 2) == round(_money_in(org), 2)
+
+
+@PROPERTY_SETTINGS
+@given(organisations())
+def test_every_event_is_counted_exactly_once(org: dict[str, pl.LazyFrame]) -> None:
+    lines = _attribute(org, CostSettings())
+    events = org["cost_events"].select("event_id").collect()
+    shares = lines.group_by("event_id").agg(pl.col("share").sum(), pl.len().alias("n"), pl.col("feature_id"))
+    assert sorted(shares["event_id"].to_list()) == sorted(events["event_id"].to_list())
+    assert all(s == pytest.approx(1.0) for s in shares["share"])
+    assert lines.select("event_id", "feature_id").is_duplicated().sum() == 0
+    unattributed = lines.filter(pl.col("feature_id").is_null())
+    assert unattributed["reason"].null_count() == 0
+    assert unattributed.select(pl.col("share") == 1.0).to_series().all()
+
+
+@PROPERTY_SETTINGS
+@given(organisations(), st.sampled_from(RULES))
+def test_switching_a_rule_off_moves_money_to_unattributed_never_loses_it(
+    org: dict[str, pl.LazyFrame], rule: str
+) -> None:
+    on = _attribute(org, CostSettings())
+    off = _attribute(org, CostSettings().without(rule))
+    assert round(off["amount"].sum(), 2) == round(on["amount"].sum(), 2)
+    unattributed_on = on.filter(pl.col("feature_id").is_null())["amount"].sum()
+    unattributed_off = off.filter(pl.col("feature_id").is_null())["amount"].sum()
+    assert unattributed_off >= unattributed_on - 0.005
+    untouched = on.filter(pl.col("rule") != rule).sort("event_id", "feature_id", nulls_last=True)
+    kept = off.join(untouched.select("event_id").unique(), on="event_id").sort(
+        "event_id", "feature_id", nulls_last=True
+    )
+    assert kept.select("event_id", "feature_id", "amount").equals(untouched.select("event_id", "feature_id", "amount"))
+
+
+@PROPERTY_SETTINGS
+@given(organisations())
+def test_with_every_rule_off_all_money_is_unattributed(org: dict[str, pl.LazyFrame]) -> None:
+    lines = _attribute(org, CostSettings(rules=()))
+    assert lines["feature_id"].null_count() == lines.height
+    assert round(lines["amount"].sum(), 2) == round(_money_in(org), 2)
+
+
+@PROPERTY_SETTINGS
+@given(organisations(), st.sampled_from(["2026Q1", "2026Q2"]))
+def test_only_features_delivered_in_the_period_enter_cost_per_delivered_feature(
+    org: dict[str, pl.LazyFrame], label: str
+) -> None:
+    period = parse_period(label)
+    lines = _attribute(org, CostSettings())
+    features = org["features"].collect()
+    delivered = {
+        f["feature_id"]
+        for f in features.iter_rows(named=True)
+        if f["status"] == "delivered" and period.start <= f["delivered_at"] < period.end
+    }
+    cost_to_end = {
+        fid: lines.filter(pl.col("feature_id") == fid, pl.col("occurred_at") < period.end)["amount"].sum()
+        for fid in features["feature_id"]
+    }
+    table = cost_per_feature(lines.lazy(), org["features"], period).collect()
+    assert set(table.filter(pl.col("delivered"))["feature_id"]) == delivered
+    wip = table.filter(~pl.col("delivered"))
+    assert set(wip["stage"]) <= {"work in progress", "cancelled"}
+    assert not set(wip["feature_id"]) & delivered
+    carrying = set(lines.filter(pl.col("occurred_at") < period.end)["feature_id"].drop_nulls())
+    not_yet_delivered = {
+        f["feature_id"]
+        for f in features.iter_rows(named=True)
+        if not (f["status"] == "delivered" and f["delivered_at"] < period.end)
+    }
+    assert set(wip["feature_id"]) == carrying & not_yet_delivered
+    for row in table.iter_rows(named=True):
+        assert row["cost"] == pytest.approx(cost_to_end[row["feature_id"]], abs=1e-6)
+
+    summary = cost_summary(lines.lazy(), org["features"], period).collect().row(0, named=True)
+    assert summary["delivered_features"] == len(delivered)
+    if delivered:
+        costs = [cost_to_end[f] for f in delivered]
+        assert summary["median_cost_per_delivered_feature"] == pytest.approx(median(costs), abs=1e-6)
+        assert summary["mean_cost_per_delivered_feature"] == pytest.approx(sum(costs) / len(costs), abs=1e-6)
+    else:
+        assert summary["median_cost_per_delivered_feature"] is None
+    assert summary["wip_features"] == wip.filter(pl.col("stage") == "work in progress").height

@@ -1,0 +1,134 @@
+"""Imports are atomic, idempotent, recorded in the history and can be undone (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from core.importing import ImportFailed, import_history, plan_import, run_import, undo_import
+from core.store import Store, open_store
+from core.workspace import Workspace
+
+FIXTURES = Path(__file__).parent / "fixtures" / "imports"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _sqlite(tmp_path: Path) -> Iterator[Store]:
+    yield open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 't.db'}"))
+
+
+def _postgres(tmp_path: Path) -> Iterator[Store]:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            name = f"tl_{uuid.uuid4().hex[:12]}"
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {error}")
+    store = open_store(Workspace(home=tmp_path, database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from (_sqlite if request.param == "sqlite" else _postgres)(tmp_path)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    yield from _sqlite(tmp_path)
+
+
+def snapshot_of(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    return {e: sorted(store.read(e).rows(), key=str) for e in ("people", "features", "work_items", "pull_requests")}
+
+
+def test_failure_mid_import_leaves_the_store_unchanged(store: Store) -> None:
+    run_import(store, plan_import(FIXTURES / "github_pulls_rest.json"), actor="a")
+    before = snapshot_of(store)
+    plan = plan_import(FIXTURES / "jira_export.csv", store=store)
+    with pytest.raises(ImportFailed, match="nothing was written"):
+        run_import(store, plan, actor="a", _fail_after="features")
+    assert snapshot_of(store) == before
+    history = import_history(store)
+    assert history.filter(pl.col("status") == "failed").height == 1
+
+
+def test_reimport_is_idempotent_and_updates(store: Store) -> None:
+    first = run_import(store, plan_import(FIXTURES / "jira_export.csv", store=store), actor="a")
+    assert first.counts["work_items"] == {"added": 6, "updated": 0, "rejected": 0}
+    second = run_import(store, plan_import(FIXTURES / "jira_export.csv", store=store), actor="b")
+    assert second.counts["work_items"] == {"added": 0, "updated": 6, "rejected": 0}
+    assert "people" not in second.counts  # authors already stored: gaps only
+    assert store.count("work_items") == 6 and store.count("features") == 3
+
+
+def test_reimport_keeps_columns_the_export_does_not_have(sqlite_store: Store) -> None:
+    store = sqlite_store
+    run_import(store, plan_import(FIXTURES / "jira_export.csv", store=store), actor="a")
+    store.write({"teams": pl.DataFrame({"team_id": ["pay"], "name": ["Payments"]})})
+    features = store.read("features").with_columns(pl.lit("pay").alias("team_id"))
+    store.write({"features": features})
+    people = store.read("people").with_columns(pl.lit(120.0).alias("hourly_cost"))
+    store.write({"people": people})
+    run_import(store, plan_import(FIXTURES / "jira_export.csv", store=store), actor="a")
+    assert set(store.read("features")["team_id"]) == {"pay"}
+    assert set(store.read("people")["hourly_cost"]) == {120.0}
+
+
+def test_undo_removes_added_rows_and_restores_replaced_ones(store: Store) -> None:
+    first = run_import(store, plan_import(FIXTURES / "gh_pr_list.json"), actor="a")
+    original = store.read("pull_requests").sort("pr_id")
+    edited = (FIXTURES / "gh_pr_list.json").read_text().replace("Autosave application drafts", "Autosave v2")
+    second = run_import(store, plan_import(edited.encode(), "gh_pr_list.json"), actor="a")
+    assert second.counts["pull_requests"]["updated"] == 3
+    assert "Autosave v2" in store.read("pull_requests")["title"].to_list()
+    undo_import(store, second.import_id, actor="a")
+    assert store.read("pull_requests").sort("pr_id").equals(original)
+    undo_import(store, first.import_id, actor="a")
+    assert store.count("pull_requests") == 0 and store.count("people") == 0
+    with pytest.raises(ImportFailed, match="undone"):
+        undo_import(store, first.import_id, actor="a")
+    statuses = import_history(store).unique("import_id").sort("import_id")["status"].to_list()
+    assert statuses == ["undone", "undone"]
+
+
+def test_history_and_audit(sqlite_store: Store) -> None:
+    store = sqlite_store
+    calls: list[tuple[int, int]] = []
+    record = run_import(
+        store, plan_import(FIXTURES / "jira_export.csv", store=store), "alice", lambda d, t: calls.append((d, t))
+    )
+    assert calls[0] == (0, calls[-1][1]) and calls[-1][0] == calls[-1][1] > 0
+    history = import_history(store)
+    rows = {r["entity"]: r for r in history.to_dicts()}
+    assert set(rows) == {"people", "features", "work_items"}
+    assert rows["features"]["added"] == 3 and rows["work_items"]["actor"] == "alice"
+    assert rows["work_items"]["source"] == "jira_export.csv" and rows["work_items"]["format"] == "jira_csv"
+    assert (store.workspace.home / "imports" / str(record.import_id) / "added" / "work_items.parquet").exists()
+    assert store.audit_log()["action"].to_list()[0] == "import.run"
+
+
+def test_problems_refuse_the_import_unless_skipped(sqlite_store: Store) -> None:
+    store = sqlite_store
+    text = (FIXTURES / "gh_pr_list.json").read_text().replace('"2026-03-06T13:30:00Z"', '"2026-13-45"')
+    plan = plan_import(text.encode(), "prs.json", store=store)
+    assert len(plan.problems) == 1
+    problem = plan.problems[0]
+    assert (problem.source, problem.row, problem.column, problem.value) == ("prs.json", 3, "created_at", "2026-13-45")
+    with pytest.raises(ImportFailed, match="row 3, column `created_at`: `2026-13-45`"):
+        run_import(store, plan, actor="a")
+    assert store.count("pull_requests") == 0
+    record = run_import(store, plan, actor="a", skip_invalid=True)
+    assert record.counts["pull_requests"] == {"added": 2, "updated": 0, "rejected": 1}

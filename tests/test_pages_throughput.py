@@ -1,0 +1,153 @@
+"""The value throughput page per role: the numbers match the engine, and PR counts never reach an executive."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import measures, settings, throughput
+from core.store import open_store
+from core.workspace import Workspace
+from tests.apptest import rendered_text, signed_in
+
+PAGE = "pages/throughput.py"
+
+
+@pytest.fixture(scope="module")
+def expected(demo_workspace: dict[str, object]) -> dict[str, object]:
+    """The demo's daily throughput and date span, computed directly with ``core``."""
+    home = demo_workspace["home"]
+    store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))  # type: ignore[operator]
+    frames = {name: frame.collect().lazy() for name, frame in store.snapshot().frames().items()}
+    as_of = measures.as_of(frames)
+    judged = measures.judged_hypotheses(frames, as_of)
+    lines = measures.cost_lines(frames, settings.load(store, "cost"))
+    daily = measures.daily_throughput(frames, judged.lazy(), lines).collect()
+    store.engine.dispose()
+    return {"daily": daily, "start": daily["day"].min(), "end": as_of}
+
+
+def _series(expected: dict[str, object], period: str, team_id: str | None) -> pl.DataFrame:
+    daily: pl.DataFrame = expected["daily"]  # type: ignore[assignment]
+    start: date = expected["start"]  # type: ignore[assignment]
+    end: date = expected["end"]  # type: ignore[assignment]
+    return throughput.throughput_series(daily.lazy(), period, team_id, start, end).collect()  # type: ignore[arg-type]
+
+
+def _open(demo_workspace: dict[str, object], role: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    at = signed_in(demo_workspace, role, monkeypatch)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _table(at: AppTest) -> pl.DataFrame:
+    return pl.from_pandas(at.dataframe[0].value)
+
+
+def _traces(at: AppTest) -> list[dict[str, object]]:
+    specs = [s for s in rendered_text(at).splitlines() if s.startswith("[{")]
+    return [trace for spec in specs for trace in json.loads(spec)]
+
+
+@pytest.mark.parametrize("role", ["executive", "delivery_lead", "team_lead", "admin"])
+def test_every_role_sees_the_page_with_summary_charts_and_table(
+    role: str, demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, role, monkeypatch)
+    text = rendered_text(at)
+    assert "Value throughput" in text
+    assert " vs " in at.markdown[0].value or "Not enough history" in text
+    assert len(_traces(at)) >= 4
+    assert _table(at).height > 0
+    assert "Realised value" in text and "Features confirmed" in text
+
+
+def test_an_executive_never_receives_pr_counts(
+    demo_workspace: dict[str, object], expected: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "executive", monkeypatch)
+    for period in ("week", "month", "quarter"):
+        at.segmented_control(key="throughput.period").set_value(period).run()
+        assert not at.exception
+        text = rendered_text(at)
+        assert "PRs merged" not in text
+        assert "prs_merged" not in text
+        assert "pull request" not in text.lower()
+        table = _table(at)
+        assert "prs_merged" not in table.columns
+        assert "features_delivered" not in table.columns, "features delivered is output level"
+        prs = _series(expected, period, None)["prs_merged"].to_list()
+        for trace in _traces(at):
+            assert "PR" not in str(trace.get("name", "")) and "PR" not in str(trace.get("hovertemplate", ""))
+            assert trace.get("y") != prs
+
+
+def test_a_delivery_lead_sees_the_engine_numbers_without_pr_counts(
+    demo_workspace: dict[str, object], expected: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    at.segmented_control(key="throughput.period").set_value("month").run()
+    table = _table(at)
+    engine = _series(expected, "month", None)
+    columns = [
+        "features_delivered",
+        "features_confirmed",
+        "features_pending",
+        "features_refuted",
+        "realised_value",
+        "cost",
+        "value_to_cost",
+    ]
+    assert table.height == engine.height
+    for column in columns:
+        assert table[column].cast(pl.Float64).to_list() == pytest.approx(
+            engine[column].cast(pl.Float64).to_list(), nan_ok=True
+        ), column
+    assert "prs_merged" not in table.columns
+    assert "PRs merged" not in rendered_text(at)
+
+
+def test_the_summary_line_compares_the_last_two_complete_periods(
+    demo_workspace: dict[str, object], expected: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "admin", monkeypatch)
+    at.segmented_control(key="throughput.period").set_value("quarter").run()
+    engine = _series(expected, "quarter", None).filter(pl.col("period_end") <= expected["end"])
+    line = throughput.summary_line(throughput.period_changes(engine.lazy()).collect(), "quarter")
+    assert at.markdown[0].value == f"**{line}**"
+    assert "PRs merged" in line
+
+
+def test_a_team_lead_sees_pr_counts_for_their_own_team_only(
+    demo_workspace: dict[str, object], expected: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "team_lead", monkeypatch)
+    own = at.selectbox(key="throughput.team").value
+    assert own is not None, "a team lead starts on their own team"
+    table = _table(at)
+    assert table["prs_merged"].to_list() == _series(expected, "week", own)["prs_merged"].to_list()
+    assert any("PRs merged" in str(t.get("name")) for t in _traces(at))
+
+    daily: pl.DataFrame = expected["daily"]  # type: ignore[assignment]
+    other = next(t for t in sorted(daily["team_id"].drop_nulls().unique()) if t != own)
+    at.selectbox(key="throughput.team").set_value(other).run()
+    assert "prs_merged" not in _table(at).columns
+    assert "PRs merged" not in rendered_text(at)
+    at.selectbox(key="throughput.team").select_index(0).run()
+    assert at.selectbox(key="throughput.team").value is None
+    assert "prs_merged" not in _table(at).columns
+
+
+def test_milestones_are_drawn_with_the_features_they_carried(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    milestones = [t for t in _traces(at) if t.get("legendgroup") == "milestones"]
+    assert milestones
+    assert all("Milestone:" in str(t["hovertemplate"]) for t in milestones)
+    assert any("FEAT-" in str(t["hovertemplate"]) for t in milestones)

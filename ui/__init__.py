@@ -1,0 +1,1 @@
+"""Streamlit-side glue: sign-in, cached data access and shared page furniture (no measures here)."""

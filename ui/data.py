@@ -1,0 +1,40 @@
+"""Cached access to the workspace snapshot: loaded frames once per data version, shared by all sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import streamlit as st
+
+from core.access import Viewer
+from core.store import Store
+from ui.session import current_store, viewer
+
+
+@dataclass(frozen=True)
+class PageData:
+    """What a page works with: who is looking, the store, and the snapshot's frames."""
+
+    viewer: Viewer
+    store: Store
+    version: int
+    frames: dict[str, pl.LazyFrame]
+
+    def __getitem__(self, entity: str) -> pl.LazyFrame:
+        return self.frames[entity]
+
+
+def page_data() -> PageData:
+    """The current viewer, store and snapshot frames (loaded once per data version)."""
+    store = current_store()
+    version = store.data_version()
+    frames = loaded_frames(store.workspace.home.as_posix(), version)
+    return PageData(viewer=viewer(), store=store, version=version, frames=frames)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the workspace snapshot ...")
+def loaded_frames(home: str, version: int) -> dict[str, pl.LazyFrame]:
+    """Every entity of the snapshot of ``version``, read into memory once and shared by all sessions."""
+    snapshot = current_store().snapshot()
+    return {name: frame.collect().lazy() for name, frame in snapshot.frames().items()}

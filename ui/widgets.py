@@ -1,0 +1,72 @@
+"""Page furniture shared by every page: headers with the 'how is this computed' note, tables, downloads."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from core.access import Viewer
+from core.export import to_safe_csv
+from core.users import ROLE_LABELS
+
+MAX_TABLE_ROWS = 2_000
+
+
+def page_header(title: str, caption: str, viewer: Viewer) -> None:
+    """The page title, what the page answers, and whose view it is."""
+    st.title(title)
+    scope = ROLE_LABELS.get(viewer.role, viewer.role)
+    if viewer.team_id:
+        scope += f" · team {viewer.team_id}"
+    st.caption(f"{caption}  \nViewing as **{viewer.name}** ({scope}).")
+
+
+def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_config: object) -> None:
+    """A table of at most ``MAX_TABLE_ROWS`` rows, saying so when it was cut."""
+    shown = frame.head(MAX_TABLE_ROWS)
+    st.dataframe(shown, key=key, hide_index=True, column_config=column_config or None)
+    if frame.height > MAX_TABLE_ROWS:
+        st.caption(f"Showing the first {MAX_TABLE_ROWS:,} of {frame.height:,} rows; download for all.")
+        st.download_button(
+            "Download all rows (CSV)",
+            data=to_safe_csv(frame),
+            file_name=f"{key.replace('.', '-')}.csv",
+            mime="text/csv",
+            key=f"{key}.download",
+        )
+    if caption:
+        st.caption(caption)
+
+
+def team_labels(frame: pl.LazyFrame) -> dict[str, str]:
+    """Team id -> name, sorted by name, from the teams frame."""
+    teams = frame.select("team_id", "name").sort("name").collect()
+    return dict(zip(teams["team_id"], teams["name"], strict=True))
+
+
+def scope_and_range(
+    page: str,
+    names: dict[str, str],
+    span: tuple[date, date],
+    viewer: Viewer,
+    scope_column: DeltaGenerator,
+    range_column: DeltaGenerator,
+) -> tuple[str | None, date, date]:
+    """The organisation-or-team picker (a team lead starts on their team) and the date range within ``span``."""
+    scopes: list[str | None] = [None, *names]
+    team_id = scope_column.selectbox(
+        "Scope",
+        scopes,
+        index=scopes.index(viewer.team_id) if viewer.team_id in scopes else 0,
+        format_func=lambda t: "Whole organisation" if t is None else names[t],
+        key=f"{page}.team",
+    )
+    first_day, last_day = span
+    picked = range_column.date_input(
+        "From – to", value=(first_day, last_day), min_value=first_day, max_value=last_day, key=f"{page}.range"
+    )
+    start, end = picked if len(picked) == 2 else (picked[0], last_day)
+    return team_id, start, end
