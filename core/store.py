@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,13 +199,16 @@ class Store:
         mode: WriteMode = "upsert",
         source: str = "",
         _fail_after: str | None = None,
+        *,
+        on_rows: Callable[[int], None] | None = None,
     ) -> WriteResult:
         """Validate and store ``frames`` in one transaction, then refresh the snapshot.
 
         ``upsert`` adds new keys and replaces the rows of existing keys; ``replace`` makes
         each given entity hold exactly the given rows. References are checked against the
         incoming frames and the rows already stored. Raises ``ValidationError`` and writes
-        nothing when any frame has a problem.
+        nothing when any frame has a problem. ``on_rows(n)`` is called as each batch of ``n``
+        rows is inserted, for a progress bar.
         """
         order = [name for name in ENTITIES if name in frames]
         unknown = set(frames) - set(ENTITIES)
@@ -224,7 +227,7 @@ class Store:
         with self.engine.begin() as conn:
             for name in order:
                 frame = coerce(name, frames[name])
-                self._write_entity(conn, name, frame, mode, result)
+                self._write_entity(conn, name, frame, mode, result, on_rows)
                 if _fail_after == name:
                     raise RuntimeError(f"injected failure after writing {name}")
             version = self._bump_version(conn)
@@ -361,7 +364,13 @@ class Store:
         return frame.select([pl.col(k).cast(spec.column(k).dtype) for k in spec.key]) if frame.width else frame
 
     def _write_entity(
-        self, conn: sa.Connection, name: str, frame: pl.DataFrame, mode: WriteMode, result: WriteResult
+        self,
+        conn: sa.Connection,
+        name: str,
+        frame: pl.DataFrame,
+        mode: WriteMode,
+        result: WriteResult,
+        on_rows: Callable[[int], None] | None = None,
     ) -> None:
         spec = ENTITIES[name]
         table = ENTITY_TABLES[name]
@@ -387,7 +396,7 @@ class Store:
             result.updated[name] = existing.height
             result.added[name] = frame.height - existing.height
             result.added_keys[name] = frame.select(keys).join(existing, on=keys, how="anti")
-        _insert(conn, table, frame)
+        _insert(conn, table, frame, on_rows)
 
     def _delete_keys(self, conn: sa.Connection, entity: str, keys: pl.DataFrame) -> int:
         table = ENTITY_TABLES[entity]
@@ -444,65 +453,84 @@ def _make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def _insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
-    """Bulk-insert ``frame`` inside the caller's transaction: COPY on PostgreSQL, executemany on SQLite."""
+def _insert(
+    conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, on_rows: Callable[[int], None] | None = None
+) -> None:
+    """Bulk-insert ``frame`` inside the caller's transaction: COPY on PostgreSQL, executemany on SQLite.
+
+    Rows go in batches of ``_INSERT_BATCH``; ``on_rows(n)`` hears of each batch once it is in.
+    """
     if frame.height == 0:
         return
     backend = conn.dialect.name
     if backend == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy_into_postgres(conn, table, frame)
+        insert_batch = _copy_into_postgres(conn, table, frame.columns)
     elif backend == "sqlite":
-        _executemany_sqlite(conn, table, frame)
+        insert_batch = _executemany_sqlite(conn, table, frame.columns)
     else:
-        columns = frame.columns
-        for start in range(0, frame.height, _INSERT_BATCH):
-            rows = frame.slice(start, _INSERT_BATCH).rows()
-            conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+        def insert_batch(batch: pl.DataFrame) -> None:
+            conn.execute(table.insert(), list(batch.iter_rows(named=True)))
+
+    for start in range(0, frame.height, _INSERT_BATCH):
+        batch = frame.slice(start, _INSERT_BATCH)
+        insert_batch(batch)
+        if on_rows is not None:
+            on_rows(batch.height)
 
 
 _INSERT_BATCH = 100_000
 
 
-def _executemany_sqlite(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
-    # Text forms identical to what SQLAlchemy's SQLite dialect stores, so reads agree either way.
-    as_text = frame.with_columns(
-        [pl.col(n).dt.strftime("%Y-%m-%d %H:%M:%S.%6f") for n, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-        + [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in frame.schema.items() if t == pl.Date]
-    )
+def _executemany_sqlite(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Callable[[pl.DataFrame], None]:
+    """A batch inserter through the driver's ``executemany``, skipping SQLAlchemy's per-row work."""
     quote = conn.dialect.identifier_preparer.quote
     sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in frame.columns)}) "
-        f"VALUES ({', '.join('?' for _ in frame.columns)})"
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
     )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for start in range(0, as_text.height, _INSERT_BATCH):
-            cursor.executemany(sql, as_text.slice(start, _INSERT_BATCH).rows())
-    finally:
-        cursor.close()
+    driver = conn.connection.driver_connection
+
+    def insert_batch(batch: pl.DataFrame) -> None:
+        # Text forms identical to what SQLAlchemy's SQLite dialect stores, so reads agree either way.
+        as_text = batch.with_columns(
+            [pl.col(n).dt.strftime("%Y-%m-%d %H:%M:%S.%6f") for n, t in batch.schema.items() if isinstance(t, pl.Datetime)]
+            + [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in batch.schema.items() if t == pl.Date]
+        )
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, as_text.rows())
+        finally:
+            cursor.close()
+
+    return insert_batch
 
 
-def _copy_into_postgres(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
+def _copy_into_postgres(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Callable[[pl.DataFrame], None]:
+    """A batch inserter through ``COPY ... FROM STDIN`` in CSV, the fastest way into PostgreSQL."""
     quote = conn.dialect.identifier_preparer.quote
     statement = (
-        f"COPY {quote(table.name)} ({', '.join(quote(c) for c in frame.columns)}) "
+        f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
         "FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        with cursor.copy(statement) as copy:
-            for start in range(0, frame.height, _INSERT_BATCH):
-                chunk = frame.slice(start, _INSERT_BATCH)
+    driver = conn.connection.driver_connection
+
+    def insert_batch(batch: pl.DataFrame) -> None:
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(statement) as copy:
                 copy.write(
-                    chunk.write_csv(
+                    batch.write_csv(
                         include_header=False,
                         null_value="\\N",
                         quote_style="non_numeric",
                         datetime_format="%Y-%m-%d %H:%M:%S.%6f",
                     )
                 )
-    finally:
-        cursor.close()
+        finally:
+            cursor.close()
+
+    return insert_batch
 
 
 def _key_filter(table: sa.Table, keys: list[str], values: pl.DataFrame) -> sa.ColumnElement[bool]:

@@ -102,3 +102,40 @@ def browser() -> Iterator[object]:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _explain_browser_failures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When a browser test fails, print what each open page showed and the server's last log lines.
+
+    A browser failure on a CI machine is otherwise a bare timeout; this says what the user saw.
+    """
+    yield
+    if "browser" not in request.fixturenames:
+        return
+    call = request.node.stash.get(_REPORTS, {}).get("call")
+    if call is None or not call.failed:
+        return
+    launched = request.getfixturevalue("browser")
+    for context in launched.contexts:
+        for page in context.pages:
+            try:
+                shown = page.inner_text("body", timeout=5_000)
+                state = page.get_attribute("[data-testid='stApp']", "data-test-script-state", timeout=5_000)
+            except Exception as error:  # noqa: BLE001 - diagnostics must never mask the real failure
+                shown, state = f"(could not read the page: {error})", "?"
+            print(f"--- page {page.url} (script state {state}) showed:\n{shown[:4000]}")
+        context.close()
+    home = request.getfixturevalue("demo_workspace")["home"]
+    for log in sorted(home.glob("streamlit-*.log")):
+        print(f"--- last lines of {log.name}:\n" + "\n".join(log.read_text().splitlines()[-40:]))

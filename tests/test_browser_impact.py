@@ -23,6 +23,7 @@ def test_a_delivery_lead_opens_a_verdict_and_sees_its_chart(
     assert page.locator("[data-testid='stPlotlyChart']").count() == 0
 
     picker = page.locator(".st-key-impact-feature").get_by_role("combobox")
+    picker.wait_for(timeout=90_000)
     picker.click()
     if picker.get_attribute("aria-expanded") != "true":
         picker.press("ArrowDown")

@@ -132,3 +132,19 @@ def test_problems_refuse_the_import_unless_skipped(sqlite_store: Store) -> None:
     assert store.count("pull_requests") == 0
     record = run_import(store, plan, actor="a", skip_invalid=True)
     assert record.counts["pull_requests"] == {"added": 2, "updated": 0, "rejected": 1}
+
+
+def test_progress_counts_rows_written_batch_by_batch(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.store
+
+    monkeypatch.setattr(core.store, "_INSERT_BATCH", 2)
+    plan = plan_import(FIXTURES / "github_pulls_rest.json")
+    total = sum(f.height for f in plan.frames.values()) + sum(f.height for f in plan.fills.values())
+    heard: list[tuple[int, int]] = []
+    run_import(store, plan, actor="a", progress=lambda done, of: heard.append((done, of)))
+
+    assert heard[0] == (0, total) and heard[-1] == (total, total)
+    done = [d for d, _ in heard]
+    assert done == sorted(done), "progress never goes back"
+    assert len(set(done)) > 3, "the bar moves batch by batch, not only at start and end"
+    assert store.read("pull_requests").height == plan.rows("pull_requests")

@@ -65,7 +65,7 @@ def run_import(
 ) -> ImportRecord:
     """Store ``plan`` atomically and record it; problems refuse the import unless ``skip_invalid``.
 
-    ``progress(done, total)`` is called with rows prepared and written so far.
+    ``progress(done, total)`` is called with the rows written so far, after each batch.
     """
     if plan.problems and not skip_invalid:
         raise ImportFailed(
@@ -76,13 +76,19 @@ def run_import(
     rejected = dict(plan.rejected)
     if plan.problems:
         plan = without_rejected(plan)
-    total = sum(f.height for f in (*plan.frames.values(), *plan.fills.values()))
-    _report(progress, 0, total)
     frames = _frames_to_write(store, plan)
-    _report(progress, total // 2, total)
+    total = sum(f.height for f in frames.values())
+    written = 0
+
+    def on_rows(rows: int) -> None:
+        nonlocal written
+        written += rows
+        _report(progress, written, total)
+
+    _report(progress, 0, total)
     import_id = _start_record(store, plan, actor)
     try:
-        result = store.write(frames, "upsert", source=plan.source, _fail_after=_fail_after)
+        result = store.write(frames, "upsert", source=plan.source, _fail_after=_fail_after, on_rows=on_rows)
     except ValidationError as error:
         _finish_record(store, import_id, "failed", {})
         raise ImportFailed(f"{plan.source}: nothing was written.", error.problems) from None
