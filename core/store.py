@@ -493,9 +493,10 @@ def _executemany_sqlite(conn: sa.Connection, table: sa.Table, columns: list[str]
 
     def insert_batch(batch: pl.DataFrame) -> None:
         # Text forms identical to what SQLAlchemy's SQLite dialect stores, so reads agree either way.
+        schema = batch.schema
         as_text = batch.with_columns(
-            [pl.col(n).dt.strftime("%Y-%m-%d %H:%M:%S.%6f") for n, t in batch.schema.items() if isinstance(t, pl.Datetime)]
-            + [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in batch.schema.items() if t == pl.Date]
+            [pl.col(n).dt.strftime("%Y-%m-%d %H:%M:%S.%6f") for n, t in schema.items() if isinstance(t, pl.Datetime)]
+            + [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in schema.items() if t == pl.Date]
         )
         cursor = driver.cursor()  # type: ignore[union-attr]
         try:

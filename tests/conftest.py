@@ -132,7 +132,7 @@ def _explain_browser_failures(request: pytest.FixtureRequest) -> Iterator[None]:
             try:
                 shown = page.inner_text("body", timeout=5_000)
                 state = page.get_attribute("[data-testid='stApp']", "data-test-script-state", timeout=5_000)
-            except Exception as error:  # noqa: BLE001 - diagnostics must never mask the real failure
+            except Exception as error:  # diagnostics must never mask the real failure
                 shown, state = f"(could not read the page: {error})", "?"
             print(f"--- page {page.url} (script state {state}) showed:\n{shown[:4000]}")
         context.close()

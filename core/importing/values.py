@@ -55,8 +55,24 @@ def text(expr: pl.Expr) -> pl.Expr:
 
 
 def number(expr: pl.Expr) -> pl.Expr:
-    """A number written as an export writes it: ``$1,234.50``, ``1.234,5``, ``(12)``, ``59200.0``."""
-    raw = text(expr)
+    """A number written as an export writes it: ``$1,234.50``, ``1.234,5``, ``(12)``, ``59200.0``.
+
+    Cells that already read as a number pass through untouched; only the rest are cleaned.
+    """
+    return text(expr).map_batches(_read_numbers, return_dtype=pl.String, is_elementwise=True)
+
+
+def _read_numbers(raw: pl.Series) -> pl.Series:
+    """``number`` on one column: the cleaning patterns run only on cells that do not read as they are."""
+    messy = raw.is_not_null() & raw.cast(pl.Float64, strict=False).is_null()
+    if not messy.any():
+        return raw
+    index = messy.arg_true()
+    cleaned = pl.select(_cleaned_number(pl.lit(raw.gather(index)))).to_series()
+    return raw.scatter(index, cleaned)
+
+
+def _cleaned_number(raw: pl.Expr) -> pl.Expr:
     plain = raw.str.replace_all(r"[\s\u00a0$€£¥₹]|USD|EUR|GBP|usd|eur|gbp", "")
     negative = plain.str.contains(r"^\(.*\)$")
     plain = pl.when(negative).then(pl.lit("-") + plain.str.strip_chars("()")).otherwise(plain)
