@@ -511,8 +511,7 @@ def _copy_into_postgres(conn: sa.Connection, table: sa.Table, columns: list[str]
     """A batch inserter through ``COPY ... FROM STDIN`` in CSV, the fastest way into PostgreSQL."""
     quote = conn.dialect.identifier_preparer.quote
     statement = (
-        f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        "FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     )
     driver = conn.connection.driver_connection
 
