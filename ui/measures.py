@@ -8,13 +8,14 @@ never a frame.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 import streamlit as st
 
-from core import costs, dora, explore, measures, settings, throughput
+from core import costs, derived, dora, explore, measures, settings, throughput
 from core.access import Viewer
 from core.costs import CostSettings
 from core.dora import DoraSettings
@@ -22,6 +23,7 @@ from core.explore import ExploreQuery
 from core.flags import FlagSettings
 from core.flags import flag_chart as chart_of_flag
 from ui.data import PageData, loaded_frames
+from ui.session import current_store
 
 
 def as_of(data: PageData) -> date:
@@ -54,7 +56,9 @@ def cost_rollup(data: PageData) -> pl.DataFrame:
 @st.cache_resource(max_entries=4, show_spinner="Attributing costs to features ...")
 def _cost_rollup(home: str, version: int, fingerprint: str) -> pl.DataFrame:
     chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
-    return measures.cost_rollup(_frames(home, version), chosen).collect()
+    return _kept(
+        version, "cost_rollup", fingerprint, lambda: measures.cost_rollup(_frames(home, version), chosen).collect()
+    )
 
 
 def daily_throughput(data: PageData) -> pl.DataFrame:
@@ -67,6 +71,11 @@ def _frames(home: str, version: int) -> dict[str, pl.LazyFrame]:
     return loaded_frames(home, version)
 
 
+def _kept(version: int, name: str, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    """A heavy result kept beside the snapshot of ``version`` too, so a restarted app reads it back."""
+    return derived.remembered(current_store().workspace.snapshot_dir / f"v{version}", name, key, compute)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _as_of(home: str, version: int) -> date:
     return measures.as_of(_frames(home, version))
@@ -74,8 +83,9 @@ def _as_of(home: str, version: int) -> date:
 
 @st.cache_resource(max_entries=4, show_spinner="Judging hypotheses ...")
 def _judged(home: str, version: int) -> pl.DataFrame:
-    frames = _frames(home, version)
-    return measures.judged_hypotheses(frames, _as_of(home, version))
+    return _kept(
+        version, "judged", "", lambda: measures.judged_hypotheses(_frames(home, version), _as_of(home, version))
+    )
 
 
 @st.cache_resource(max_entries=4, show_spinner="Attributing costs to features ...")
@@ -86,9 +96,11 @@ def _cost_lines(home: str, version: int, fingerprint: str) -> pl.DataFrame:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _daily(home: str, version: int, fingerprint: str) -> pl.DataFrame:
-    frames = _frames(home, version)
-    lines = _cost_rollup(home, version, fingerprint)
-    return measures.daily_throughput(frames, _judged(home, version).lazy(), lines.lazy()).collect()
+    def compute() -> pl.DataFrame:
+        lines = _cost_rollup(home, version, fingerprint).lazy()
+        return measures.daily_throughput(_frames(home, version), _judged(home, version).lazy(), lines).collect()
+
+    return _kept(version, "daily_throughput", fingerprint, compute)
 
 
 def outcome_progress(data: PageData) -> pl.DataFrame:
