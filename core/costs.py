@@ -312,7 +312,7 @@ def cost_by_source(lines: pl.LazyFrame, period: Period | str | None = None) -> p
     )
     return (
         pl.LazyFrame({"source": list(COST_SOURCES)})
-        .join(sums, on="source", how="left")
+        .join(sums, on="source", how="left", maintain_order="left")
         .with_columns(pl.col("total", "attributed", "unattributed").fill_null(0.0))
         .with_columns(_coverage_pct("attributed", "total"))
     )
@@ -522,40 +522,47 @@ def price_cost_events(
     ``input_token_share`` for plain ``tokens``); CI minutes × the runner type's rate; review
     minutes and people hours × the person's loaded hourly cost. Adds ``money`` (null when no
     rate applies), ``pricing`` (how it was priced, or why not), ``person_team_id`` and ``week``.
+
+    Everything that depends only on the event's kind (source, detail, unit) and person is worked
+    out once per distinct kind and person (a few thousand rows) and reaches the events in one
+    join, instead of joining people and rates onto every event separately.
     """
-    keys = ["source", "detail", "unit"]
-    rates = _rate_table(cost_events.select(keys).unique(), settings)
-    quantity, hourly = pl.col("quantity"), pl.col("hourly_cost")
-    from_quantity = pl.coalesce(
-        quantity * pl.col("__per_unit"),
-        quantity * pl.col("__hours_per_unit") * hourly,
+    keys = ["source", "detail", "unit", "person_id"]
+    rates = _rate_table(cost_events.select(keys).unique(), settings).join(
+        people.select("person_id", "hourly_cost", pl.col("team_id").alias("person_team_id")),
+        on="person_id",
+        how="left",
     )
+    per_unit, hours_per_unit, hourly = pl.col("__per_unit"), pl.col("__hours_per_unit"), pl.col("hourly_cost")
+    kind_pricing = (
+        pl.when(per_unit.is_not_null() | (hours_per_unit.is_not_null() & hourly.is_not_null()))
+        .then(pl.col("__priced_by"))
+        .when(hours_per_unit.is_not_null() & pl.col("person_id").is_null())
+        .then(pl.lit("no person to take an hourly cost from"))
+        .when(hours_per_unit.is_not_null())
+        .then(pl.lit("no hourly cost for the person"))
+        .otherwise(pl.col("__not_priced_by"))
+    )
+    rates = rates.select(
+        *keys, "__per_unit", "__hours_per_unit", "hourly_cost", "person_team_id", kind_pricing.alias("__pricing")
+    )
+    quantity = pl.col("quantity")
+    from_quantity = pl.coalesce(quantity * per_unit, quantity * hours_per_unit * hourly)
     pricing = (
         pl.when(pl.col("amount").is_not_null())
         .then(pl.lit("amount given"))
         .when(quantity.is_null())
         .then(pl.lit("no amount or quantity"))
-        .when(from_quantity.is_not_null())
-        .then(pl.col("__priced_by"))
-        .when(pl.col("__hours_per_unit").is_not_null() & pl.col("person_id").is_null())
-        .then(pl.lit("no person to take an hourly cost from"))
-        .when(pl.col("__hours_per_unit").is_not_null())
-        .then(pl.lit("no hourly cost for the person"))
-        .otherwise(pl.col("__not_priced_by"))
+        .otherwise(pl.col("__pricing"))
     )
     return (
-        cost_events.join(
-            people.select("person_id", "hourly_cost", pl.col("team_id").alias("person_team_id")),
-            on="person_id",
-            how="left",
-        )
-        .join(rates, on=keys, how="left", nulls_equal=True)
+        cost_events.join(rates, on=keys, how="left", nulls_equal=True)
         .with_columns(
             pl.coalesce(pl.col("amount"), from_quantity).alias("money"),
             pricing.alias("pricing"),
             pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"),
         )
-        .drop("__per_unit", "__hours_per_unit", "__priced_by", "__not_priced_by", "hourly_cost")
+        .drop("__per_unit", "__hours_per_unit", "__pricing", "hourly_cost")
     )
 
 
@@ -970,48 +977,39 @@ def cost_rollup(events: pl.LazyFrame, activity: pl.LazyFrame, features: pl.LazyF
     summed (``rollup_cost_lines``) at a fraction of the work. Columns: ``occurred_at`` (the
     quarter's first instant), ``source, rule, feature_id, team_id, amount, lines,
     unpriced_events`` (events with no money, counted by their shares).
+
+    The events are read in one pass: a single group-by whose keys are the feature's for an event
+    that goes to one feature and the split group's for a split event (each kind's other keys are
+    null), so the event plan is not evaluated once per kind.
     """
-    quarter = pl.col("occurred_at").dt.truncate("1q").alias("occurred_at")
-    fallback_team = pl.coalesce("event_team_id", "person_team_id").alias("__fallback_team")
-    unpriced = pl.col("event_amount").is_null()
-    teams = features.select("feature_id", pl.col("team_id").alias("__feature_team"))
-    direct = (
-        events.filter(pl.col("split").is_null())
-        .group_by(quarter, "source", "rule", "feature_id", fallback_team)
-        .agg(
-            pl.col("event_amount").sum().alias("amount"),
-            pl.len().cast(pl.Int64).alias("lines"),
-            unpriced.sum().cast(pl.Float64).alias("unpriced_events"),
-        )
-    )
-    groups = (
-        events.filter(pl.col("split").is_not_null())
-        .group_by(quarter, "source", "rule", "split", "split_key", "week")
-        .agg(
-            pl.col("event_amount").sum().alias("__money"),
-            pl.len().cast(pl.Int64).alias("lines"),
-            unpriced.sum().cast(pl.Float64).alias("__unpriced"),
-        )
+    is_split = pl.col("split").is_not_null()
+    grouped = events.group_by(
+        pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),
+        "source",
+        "rule",
+        "feature_id",
+        pl.when(~is_split).then(pl.coalesce("event_team_id", "person_team_id")).alias("__fallback_team"),
+        "split",
+        "split_key",
+        pl.when(is_split).then(pl.col("week")).alias("week"),
+    ).agg(
+        pl.col("event_amount").sum().alias("__money"),
+        pl.len().cast(pl.Int64).alias("lines"),
+        pl.col("event_amount").is_null().sum().cast(pl.Float64).alias("__unpriced"),
     )
     shares = activity.select(
         pl.col("kind").alias("split"),
         pl.col("key").alias("split_key"),
         "week",
-        "feature_id",
+        pl.col("feature_id").alias("__split_feature"),
         (pl.col("weight") / pl.col("total")).alias("__share"),
     )
-    split = groups.join(shares, on=["split", "split_key", "week"], how="inner").select(
-        "occurred_at",
-        "source",
-        "rule",
-        "feature_id",
-        pl.lit(None, dtype=pl.String).alias("__fallback_team"),
-        (pl.col("__money") * pl.col("__share")).alias("amount"),
-        "lines",
-        (pl.col("__unpriced") * pl.col("__share")).alias("unpriced_events"),
-    )
+    teams = features.select("feature_id", pl.col("team_id").alias("__feature_team"))
+    share = pl.col("__share")
     return (
-        pl.concat([direct, split], how="vertical_relaxed")
+        grouped.join(shares, on=["split", "split_key", "week"], how="left")
+        .filter(~is_split | share.is_not_null())
+        .with_columns(pl.coalesce("feature_id", "__split_feature").alias("feature_id"))
         .join(teams, on="feature_id", how="left")
         .select(
             "occurred_at",
@@ -1019,9 +1017,12 @@ def cost_rollup(events: pl.LazyFrame, activity: pl.LazyFrame, features: pl.LazyF
             "rule",
             "feature_id",
             pl.coalesce("__feature_team", "__fallback_team").alias("team_id"),
-            "amount",
+            pl.when(is_split).then(pl.col("__money") * share).otherwise(pl.col("__money")).alias("amount"),
             "lines",
-            "unpriced_events",
+            pl.when(is_split)
+            .then(pl.col("__unpriced") * share)
+            .otherwise(pl.col("__unpriced"))
+            .alias("unpriced_events"),
         )
     )
 

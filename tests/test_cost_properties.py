@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from core.costs import (
     RULES,
     CostSettings,
+    attribute_cost_rollup,
     attribute_costs,
     cost_per_feature,
     cost_summary,
     parse_period,
     price_cost_events,
+    rollup_cost_lines,
 )
 from core.schema import COST_SOURCES, coerce, empty
 
@@ -175,6 +177,29 @@ def test_switching_a_rule_off_moves_money_to_unattributed_never_loses_it(
         "event_id", "feature_id", nulls_last=True
     )
     assert kept.select("event_id", "feature_id", "amount").equals(untouched.select("event_id", "feature_id", "amount"))
+
+
+@PROPERTY_SETTINGS
+@given(organisations(), st.sets(st.sampled_from(RULES)))
+def test_the_rollup_equals_the_cost_lines_summed(org: dict[str, pl.LazyFrame], off: set[str]) -> None:
+    cost_settings = CostSettings().without(*off)
+    keys = ["occurred_at", "source", "rule", "feature_id", "team_id"]
+    rollup = attribute_cost_rollup(
+        org["cost_events"], org["pull_requests"], org["work_items"], org["features"], org["people"], cost_settings
+    )
+
+    def summed(frame: pl.LazyFrame) -> pl.DataFrame:
+        return (
+            frame.group_by(keys)
+            .agg(pl.col("amount", "lines", "unpriced_events").sum())
+            .sort(keys, nulls_last=True)
+            .collect()
+        )
+
+    ours, lines = summed(rollup), summed(rollup_cost_lines(_attribute(org, cost_settings).lazy()))
+    assert ours.select(keys, "lines").equals(lines.select(keys, "lines"))
+    for column in ("amount", "unpriced_events"):
+        assert ours[column].to_list() == pytest.approx(lines[column].to_list(), abs=1e-6)
 
 
 @PROPERTY_SETTINGS
