@@ -190,10 +190,21 @@ def detect_all(
     attributed cost lines (occurred_at, team_id, feature_id — null when unattributed — and amount).
     """
     as_of = as_of or date.today()
-    periods = team_periods(frames, verdicts, cost_lines, as_of, settings.window_quarters)
-    watch = outcomes_to_watch(frames["features"], frames["hypotheses"], frames["metrics"])
+    # The roll-ups are small (a row per team window, per series week, per team) but costly to build
+    # from the fact tables, and each detector reads them once or twice (``_period_pairs`` joins the
+    # windows to themselves). Collected once together, the fact tables are scanned once for all of
+    # them, not once per detector.
+    periods, weekly, watch = (
+        frame.lazy()
+        for frame in pl.collect_all(
+            [
+                team_periods(frames, verdicts, cost_lines, as_of, settings.window_quarters),
+                weekly_series(frames, as_of),
+                outcomes_to_watch(frames["features"], frames["hypotheses"], frames["metrics"]),
+            ]
+        )
+    )
     teams = frames["teams"]
-    weekly = weekly_series(frames, as_of)
     flags = [
         activity_up_value_flat(periods, teams, watch, settings),
         unlinked_work(periods, teams, watch, settings),
@@ -317,11 +328,6 @@ def team_periods(
     """
     features, prs, items = frames["features"], frames["pull_requests"], frames["work_items"]
     deployments, metrics = frames["deployments"], frames["metrics"]
-    links = pull_request_features(prs, items, features).select("pr_id", pl.col("feature_id").alias("linked_feature"))
-    pr_facts = prs.join(links, on="pr_id", how="left").with_columns(
-        (pl.col("additions").fill_null(0) + pl.col("deletions").fill_null(0)).alias("size"),
-        pl.col("linked_feature").is_not_null().alias("linked"),
-    )
     judged = verdicts.select("feature_id", "verdict")
     daily = daily_throughput(features, prs, judged, realised_value(verdicts, metrics))
     by = ["team_id", "period_last"]
@@ -335,23 +341,28 @@ def team_periods(
             pl.col("realised_value").sum(),
         )
     )
-    merged = (
-        _in_windows(pr_facts.filter(pl.col("merged_at").is_not_null()), pl.col("merged_at").dt.date(), quarters)
+    pr_groups = _pull_request_groups(prs, items, features)
+    merged = (  # PRs never merged fall in no window (period_last null) and find no team window
+        _in_windows(pr_groups, pl.col("merged_quarter"), quarters)
         .group_by(by)
-        .agg(
-            (~pl.col("linked")).sum().cast(pl.Int64).alias("prs_unlinked"),
-            pl.col("size").filter(pl.col("additions").is_not_null()).median().alias("pr_size_median"),
-        )
+        .agg(pl.col("prs").filter(~pl.col("linked")).sum().cast(pl.Int64).alias("prs_unlinked"))
     )
+    sized = prs.filter(pl.col("merged_at").is_not_null(), pl.col("additions").is_not_null()).select(
+        "team_id", "merged_at", (pl.col("additions") + pl.col("deletions").fill_null(0)).alias("size")
+    )
+    sizes = (
+        _in_windows(sized, pl.col("merged_at").dt.date(), quarters)
+        .group_by(by)
+        .agg(pl.col("size").median().alias("pr_size_median"))
+    )
+    settled = _agent_prs(pl.col("state").is_in(["merged", "closed"]))
     agents = (
-        _in_windows(pr_facts.filter(pl.col("author_kind") == "agent"), pl.col("created_at").dt.date(), quarters)
+        _in_windows(pr_groups, pl.col("created_quarter"), quarters)
         .group_by(by)
         .agg(
-            pl.len().cast(pl.Int64).alias("agent_prs"),
-            _share(pl.col("state") == "merged", pl.col("state").is_in(["merged", "closed"])).alias(
-                "agent_merged_share"
-            ),
-            pl.col("linked").mean().alias("agent_linked_share"),
+            _agent_prs().cast(pl.Int64).alias("agent_prs"),
+            pl.when(settled > 0).then(_agent_prs(pl.col("state") == "merged") / settled).alias("agent_merged_share"),
+            pl.when(_agent_prs() > 0).then(_agent_prs(pl.col("linked")) / _agent_prs()).alias("agent_linked_share"),
         )
     )
     feature_team = features.select("feature_id", pl.col("team_id").alias("feature_team"))
@@ -395,10 +406,12 @@ def team_periods(
         .group_by(by)
         .agg(pl.len().cast(pl.Int64).alias("deployments"))
     )
-    prs_of_feature = (
-        pr_facts.filter(pl.col("merged_at").is_not_null(), pl.col("linked"))
-        .group_by(pl.col("linked_feature").alias("feature_id"))
-        .agg(pl.len().alias("feature_prs"))
+    prs_of_feature = pr_groups.group_by(pl.col("linked_feature").alias("feature_id")).agg(
+        pl.col("prs")
+        .filter(pl.col("merged_quarter").is_not_null())
+        .sum()
+        .cast(pl.get_index_type())
+        .alias("feature_prs")
     )
     per_feature = (
         _in_windows(
@@ -411,15 +424,21 @@ def team_periods(
         .group_by(by)
         .agg(pl.col("feature_prs").fill_null(0).mean().alias("prs_per_feature"))
     )
-    parts = [throughput, merged, agents, resolved, lumps, shipped, per_feature]
+    parts = [throughput, merged, sizes, agents, resolved, lumps, shipped, per_feature]
     if cost_lines is not None:
-        parts.append(
-            _in_windows(cost_lines.filter(pl.col("amount").is_not_null()), pl.col("occurred_at").dt.date(), quarters)
-            .group_by(by)
+        # Cost lines can run to millions: summed per team and quarter first, each window adds up its quarters.
+        quarterly = (
+            cost_lines.filter(pl.col("amount").is_not_null())
+            .group_by("team_id", pl.col("occurred_at").dt.date().dt.truncate("1q").alias("quarter"))
             .agg(
                 pl.col("amount").sum().alias("cost"),
                 pl.col("amount").filter(pl.col("feature_id").is_null()).sum().alias("cost_unlinked"),
             )
+        )
+        parts.append(
+            _in_windows(quarterly, pl.col("quarter"), quarters)
+            .group_by(by)
+            .agg(pl.col("cost").sum(), pl.col("cost_unlinked").sum())
         )
     grid = _window_grid(frames, as_of, quarters)
     for part in parts:
@@ -1201,13 +1220,49 @@ def _window_grid(frames: Mapping[str, pl.LazyFrame], as_of: date, quarters: int)
     return teams.join(windows, how="cross")
 
 
-def _in_windows(frame: pl.LazyFrame, day: pl.Expr, quarters: int) -> pl.LazyFrame:
-    """``frame`` with each row repeated for every window of ``quarters`` quarters holding ``day`` (``period_last``)."""
+def _pull_request_groups(pull_requests: pl.LazyFrame, work_items: pl.LazyFrame, features: pl.LazyFrame) -> pl.LazyFrame:
+    """Pull requests counted per team, merge and creation quarter, agent or not, state and linked feature.
+
+    Columns: team_id, merged_quarter (null when not merged), created_quarter, agent, state,
+    linked_feature (``core.costs.pull_request_features``; null when unlinked), linked, prs (the count).
+    Every PR count, share and per-feature count of ``team_periods`` is a sum over these groups, so the
+    PRs are linked to features and scanned once, and what is spread over windows is thousands of
+    groups rather than every PR. Its readers select rows inside their aggregations, not with a
+    filter on the frame: a filter on a grouping column would be pushed down to the PRs and give each
+    reader its own scan and linking instead of the one shared plan.
+    """
+    links = pull_request_features(pull_requests, work_items, features).select(
+        "pr_id", pl.col("feature_id").alias("linked_feature")
+    )
     return (
-        frame.with_columns(day.dt.truncate("1q").alias("__quarter"), pl.int_ranges(0, quarters).alias("__k"))
-        .explode("__k")
-        .with_columns(pl.col("__quarter").dt.offset_by(pl.format("{}q", pl.col("__k"))).alias("period_last"))
-        .drop("__quarter", "__k")
+        pull_requests.select("pr_id", "team_id", "author_kind", "state", "created_at", "merged_at")
+        .join(links, on="pr_id", how="left")
+        .group_by(
+            "team_id",
+            pl.col("merged_at").dt.date().dt.truncate("1q").alias("merged_quarter"),
+            pl.col("created_at").dt.date().dt.truncate("1q").alias("created_quarter"),
+            (pl.col("author_kind") == "agent").fill_null(False).alias("agent"),
+            "state",
+            "linked_feature",
+        )
+        .agg(pl.len().alias("prs"))
+        .with_columns(pl.col("linked_feature").is_not_null().alias("linked"))
+    )
+
+
+def _in_windows(frame: pl.LazyFrame, day: pl.Expr, quarters: int) -> pl.LazyFrame:
+    """``frame`` with each row repeated for every window of ``quarters`` quarters holding ``day`` (``period_last``).
+
+    Quarters are counted as integers (year × 4 + quarter) so that the repeated rows need no date
+    arithmetic beyond building each window's first day once; rows keep their order.
+    """
+    start = day.dt.truncate("1q")
+    index = start.dt.year().cast(pl.Int32) * 4 + (start.dt.month().cast(pl.Int32) - 1) // 3
+    return (
+        frame.with_columns((index + pl.int_ranges(0, quarters, dtype=pl.Int32)).alias("__quarter"))
+        .explode("__quarter")
+        .with_columns(pl.date(pl.col("__quarter") // 4, pl.col("__quarter") % 4 * 3 + 1, 1).alias("period_last"))
+        .drop("__quarter")
     )
 
 
@@ -1317,8 +1372,9 @@ def _change(current: pl.Expr, previous: pl.Expr) -> pl.Expr:
     return pl.when(previous > 0).then((current / previous - 1).round(9))
 
 
-def _share(part: pl.Expr, of: pl.Expr) -> pl.Expr:
-    return pl.when(of.sum() > 0).then(part.sum() / of.sum())
+def _agent_prs(*conditions: pl.Expr) -> pl.Expr:
+    """The number of agent PRs in ``_pull_request_groups`` rows, of those meeting ``conditions``."""
+    return pl.col("prs").filter(pl.col("agent"), *conditions).sum()
 
 
 def _team_name() -> pl.Expr:

@@ -416,6 +416,44 @@ def test_a_decoupled_metric_chart_shows_the_series_beside_the_outcome_over_its_w
     assert chart.filter(pl.col("measure") == "PRs merged")["value"].to_list()[:3] == [50.0, 51.0, 52.0]
 
 
+# --- The team windows ----------------------------------------------------------------------------
+
+
+def test_team_windows_count_merged_unlinked_agent_and_feature_prs_and_cost_per_window():
+    """PRs count in the window they merged (unlinked ones, sizes) or were opened (agents); cost per window."""
+    delivered = dict(
+        feature_id="f1", name="One", team_id="t1", status="delivered", delivered_at=Q1 + timedelta(days=30)
+    )
+    prs = (
+        _prs(3, Q1, "h", feature_id="f1")
+        + _prs(1, Q1, "u", additions=300)
+        + _prs(1, Q1, "x", additions=None)
+        + _prs(1, Q1, "o", state="open", merged_at=None)
+        + _prs(2, Q1, "am", author_kind="agent", feature_id="f1", additions=40)
+        + _prs(1, Q1, "ac", author_kind="agent", state="closed", merged_at=None)
+        + _prs(1, Q1, "ao", author_kind="agent", state="open", merged_at=None, feature_id="f1")
+        + _prs(2, Q2, "q")
+    )
+    frames = _org(prs=prs, features=[delivered])
+    costs = pl.LazyFrame(
+        {
+            "occurred_at": [datetime(2025, 2, 1), datetime(2025, 2, 2), datetime(2025, 5, 1), datetime(2025, 5, 2)],
+            "team_id": ["t1"] * 4,
+            "feature_id": ["f1", None, None, None],
+            "amount": [10.0, 5.0, 2.5, None],
+        }
+    )
+    columns = ["period_start", "prs_merged", "prs_unlinked", "pr_size_median", "agent_prs", "agent_merged_share"]
+    columns += ["agent_linked_share", "prs_per_feature", "cost", "cost_unlinked"]
+    quarterly = team_periods(frames, _verdicts(), costs, AS_OF, 1).sort("period_start").select(columns).collect()
+    assert quarterly.rows() == [
+        (date(2025, 1, 1), 7, 2, 100.0, 4, 2 / 3, 0.75, 5.0, 15.0, 5.0),
+        (date(2025, 4, 1), 2, 2, 100.0, 0, None, None, None, 2.5, 2.5),
+    ]
+    half_year = team_periods(frames, _verdicts(), costs, AS_OF, 2).select(columns).collect()
+    assert half_year.rows() == [(date(2025, 1, 1), 9, 4, 100.0, 4, 2 / 3, 0.75, 5.0, 17.5, 7.5)]
+
+
 # --- The demo organisation ------------------------------------------------------------------------
 
 
