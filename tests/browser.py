@@ -119,6 +119,28 @@ def sign_in(page: object, url: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
     page.get_by_text("Viewing as").first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
     wait_idle(page)
+    page.wait_for_timeout(1_000)  # type: ignore[attr-defined]  # the sign-in cookie's own rerun
+    wait_idle(page)
+
+
+def open_page(page: object, link: str, timeout: float = 60_000) -> None:
+    """Open a page from the navigation and wait until its heading is drawn and the script is done.
+
+    A click that lands while the sign-in cookie's rerun is on its way can be undone by that rerun,
+    leaving the app where it was; like a person would, click again (at most three times).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    heading = page.get_by_role("heading", name=link).first  # type: ignore[attr-defined]
+    for attempt in range(3):
+        page.get_by_role("link", name=link).click(timeout=timeout)  # type: ignore[attr-defined]
+        try:
+            heading.wait_for(timeout=timeout if attempt == 2 else 20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    wait_idle(page, timeout=max(timeout, 60_000))
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import screenshot, sign_in, wait_idle
+from tests.browser import open_page, screenshot, sign_in, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -16,9 +16,7 @@ def test_a_delivery_lead_drills_into_a_features_cost(
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     sign_in(page, server, login.username, login.password)
-    page.get_by_role("link", name="Cost per feature").click()
-    page.get_by_role("heading", name="Cost per feature").first.wait_for(timeout=120_000)
-    wait_idle(page, timeout=120_000)
+    open_page(page, "Cost per feature", timeout=120_000)
     assert page.get_by_text("Attribution coverage").first.is_visible()
     assert page.get_by_text("Rules on:").first.is_visible()
 

@@ -12,7 +12,7 @@ import pytest
 from core.importing import import_history
 from core.store import open_store
 from core.workspace import Workspace
-from tests.browser import screenshot, sign_in, streamlit_server, wait_idle
+from tests.browser import open_page, screenshot, sign_in, streamlit_server, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -58,9 +58,7 @@ def test_an_admin_uploads_jira_and_github_exports_and_sees_them_in_the_history(
     more = page.get_by_test_id("stSidebarNav").get_by_role("button", name=re.compile(r"View .*more"))
     if more.count():
         more.click()  # a long navigation is folded after its first entries
-    page.get_by_role("link", name="Data").click(timeout=60_000)
-    page.get_by_role("heading", name="Data").first.wait_for(timeout=60_000)
-    wait_idle(page)
+    open_page(page, "Data")
 
     _upload_and_import(page, FIXTURES / "jira_export.csv", "Jira CSV export (all fields)")
     screenshot(page, "data-upload-jira")

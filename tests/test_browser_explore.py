@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser import screenshot, sign_in, wait_idle
+from tests.browser import open_page, screenshot, sign_in, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -30,9 +30,7 @@ def test_an_executive_explores_cost_by_quarter_and_source(
     page = context.new_page()
     sign_in(page, server, login.username, login.password)
 
-    page.get_by_role("link", name="Explore").click()
-    page.get_by_role("heading", name="Explore").first.wait_for(timeout=60_000)
-    wait_idle(page)
+    open_page(page, "Explore")
     _pick(page, "explore-dataset", "Cost")
     _pick(page, "explore-cost_lines-group_by", "Quarter incurred")
     _pick(page, "explore-cost_lines-group_by", "Source")

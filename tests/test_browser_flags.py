@@ -10,7 +10,7 @@ import pytest
 from core.bootstrap import seed_demo
 from core.store import open_store
 from core.workspace import Workspace
-from tests.browser import screenshot, sign_in, streamlit_server, wait_idle
+from tests.browser import open_page, screenshot, sign_in, streamlit_server, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 COMMENT = "Known: Growth's experiment push; agreed to watch 30-day retention"
@@ -35,9 +35,7 @@ def server(workspace: dict[str, object]) -> Iterator[str]:
 
 
 def _open_flags(page: object) -> object:
-    page.get_by_role("link", name="Vanity flags").click()  # type: ignore[attr-defined]
-    page.get_by_role("heading", name="Vanity flags").first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
-    wait_idle(page)
+    open_page(page, "Vanity flags")
     card = page.locator("[class*='st-key-flags-flag-']").first  # type: ignore[attr-defined]
     card.wait_for(state="visible", timeout=60_000)
     return card

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import screenshot, sign_in, wait_idle
+from tests.browser import open_page, screenshot, sign_in, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -17,9 +17,7 @@ def test_a_delivery_lead_opens_a_verdict_and_sees_its_chart(
     page = context.new_page()
     sign_in(page, server, login.username, login.password)
 
-    page.get_by_role("link", name="Impact verdicts").click()
-    page.get_by_role("heading", name="Impact verdicts").first.wait_for(timeout=60_000)
-    wait_idle(page)
+    open_page(page, "Impact verdicts")
     assert page.locator("[data-testid='stPlotlyChart']").count() == 0
 
     picker = page.locator(".st-key-impact-feature").get_by_role("combobox")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import screenshot, sign_in, wait_idle
+from tests.browser import open_page, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -16,9 +16,7 @@ def test_a_delivery_lead_hovers_a_week_and_reads_its_label(
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     sign_in(page, server, login.username, login.password)
-    page.get_by_role("link", name="Value throughput").click()
-    page.get_by_role("heading", name="Value throughput").wait_for(timeout=60_000)
-    wait_idle(page)
+    open_page(page, "Value throughput")
     chart = page.locator(".st-key-throughput-counts .js-plotly-plot").first
     chart.wait_for(timeout=60_000)
     chart.scroll_into_view_if_needed()
