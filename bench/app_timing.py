@@ -36,7 +36,7 @@ def build_workspace(snapshot: Path, home: Path) -> dict[str, str]:
     store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
     store.write({name: pl.read_parquet(snapshot / f"{name}.parquet") for name in DIMENSIONS}, mode="replace")
     store.set_meta("workspace_kind", "demo")
-    current = store.workspace.snapshot_dir / f"v{store.data_version()}"
+    current = store.snapshot_folder()
     for name in ENTITIES:
         target = current / f"{name}.parquet"
         target.unlink(missing_ok=True)

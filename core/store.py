@@ -250,10 +250,10 @@ class Store:
 
     def snapshot(self) -> Snapshot:
         """The current snapshot, built first if the store has data but no snapshot yet."""
-        folder = self._snapshot_folder()
+        folder = self.snapshot_folder()
         if not (folder / "COMPLETE").exists():
             self.refresh_snapshot(list(ENTITIES))
-            folder = self._snapshot_folder()
+            folder = self.snapshot_folder()
         return Snapshot(self.data_version(), folder)
 
     def refresh_snapshot(self, entities: Iterable[str]) -> Path:
@@ -261,7 +261,7 @@ class Store:
         with self._snapshot_lock:
             version = self.data_version()
             root = self.workspace.snapshot_dir
-            target = root / f"v{version}"
+            target = self.snapshot_folder(version)
             building = root / f".building-v{version}-{os.getpid()}-{threading.get_ident()}"
             shutil.rmtree(building, ignore_errors=True)
             building.mkdir(parents=True)
@@ -416,8 +416,9 @@ class Store:
         _upsert_kv(conn, meta_table, "last_write_at", {"value": utc_now().isoformat(timespec="seconds")})
         return version
 
-    def _snapshot_folder(self) -> Path:
-        return self.workspace.snapshot_dir / f"v{self.data_version()}"
+    def snapshot_folder(self, version: int | None = None) -> Path:
+        """The folder of the snapshot of ``version`` (default: the current data version)."""
+        return self.workspace.snapshot_dir / f"v{self.data_version() if version is None else version}"
 
     def _latest_complete_folder(self) -> Path | None:
         candidates = [

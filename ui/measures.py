@@ -73,7 +73,7 @@ def _frames(home: str, version: int) -> dict[str, pl.LazyFrame]:
 
 def _kept(version: int, name: str, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
     """A heavy result kept beside the snapshot of ``version`` too, so a restarted app reads it back."""
-    return derived.remembered(current_store().workspace.snapshot_dir / f"v{version}", name, key, compute)
+    return derived.remembered(current_store().snapshot_folder(version), name, key, compute)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

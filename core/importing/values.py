@@ -142,24 +142,14 @@ class _Remaining:
         """Read the remaining cells (those ``where`` holds for) with ``read``; keep what it read."""
         if not self.todo.any():
             return
-        every = self.todo.all()
-        index = None if every else self.todo.arg_true()
-        cells = self.raw if index is None else self.raw.gather(index)
+        index = self.todo.arg_true()
+        cells = self.raw.gather(index)
         if where is not None:
             keep = where(cells).fill_null(False)
-            if not keep.any():
-                return
-            if not keep.all():
-                index = (pl.int_range(cells.len(), eager=True) if index is None else index).filter(keep)
-                cells = cells.filter(keep)
+            index, cells = index.filter(keep), cells.filter(keep)
         got = read(cells)
         hit = got.is_not_null()
-        if not hit.any():
-            return
-        if index is None and hit.all():
-            self.parsed, self.todo = got.alias(self.raw.name), ~hit
-            return
-        rows = (pl.int_range(cells.len(), eager=True) if index is None else index).filter(hit)
+        rows = index.filter(hit)
         self.parsed = self.parsed.scatter(rows, got.filter(hit))
         self.todo = self.todo.scatter(rows, False)
 
