@@ -164,7 +164,7 @@ def attribute_costs(
     """
     priced = price_cost_events(cost_events, people, settings)
     pr_links = pull_request_features(pull_requests, work_items, features)
-    activity = feature_activity(pr_links, cost_events)
+    activity = feature_activity(pr_links, review_counts(cost_events))
     items = work_item_features(work_items, features)
     return attribute_priced_events(priced, pr_links, items, activity, features, settings)
 
@@ -180,14 +180,16 @@ def attribute_cost_rollup(
     """The money ``attribute_costs`` attributes, summed per feature, team, source, rule and quarter (``cost_rollup``).
 
     Same rules and the same totals as the cost lines, without expanding split events into one
-    line per feature; every measure below takes either.
+    line per feature; every measure below takes either. The events are grouped first
+    (``group_cost_events``), so pricing and every rule's lookup run once per group.
     """
+    groups = group_cost_events(cost_events).cache()
     pr_links = pull_request_features(pull_requests, work_items, features).drop("link").cache()
-    activity = feature_activity(pr_links, cost_events).drop("link").cache()
-    priced = price_cost_events(cost_events, people, settings)
+    activity = feature_activity(pr_links, review_counts(groups, grouped=True)).drop("link").cache()
+    priced = price_cost_groups(groups, people, settings)
     items = work_item_features(work_items, features)
-    events = resolve_cost_events(priced, pr_links, items, activity, features, settings)
-    return cost_rollup(events, activity, features)
+    resolved = resolve_cost_groups(priced, pr_links, items, activity, features, settings)
+    return cost_rollup(resolved, activity, features)
 
 
 def cost_per_feature(lines: pl.LazyFrame, features: pl.LazyFrame, period: Period | str | None = None) -> pl.LazyFrame:
@@ -522,13 +524,91 @@ def price_cost_events(
     ``input_token_share`` for plain ``tokens``); CI minutes × the runner type's rate; review
     minutes and people hours × the person's loaded hourly cost. Adds ``money`` (null when no
     rate applies), ``pricing`` (how it was priced, or why not), ``person_team_id`` and ``week``.
+    """
+    quantity = pl.col("quantity")
+    from_quantity = pl.coalesce(quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost"))
+    pricing = (
+        pl.when(pl.col("amount").is_not_null())
+        .then(pl.lit("amount given"))
+        .when(quantity.is_null())
+        .then(pl.lit("no amount or quantity"))
+        .otherwise(pl.col("__pricing"))
+    )
+    return (
+        cost_events.join(_kind_rates(cost_events, people, settings), on=_KIND_KEYS, how="left", nulls_equal=True)
+        .with_columns(
+            pl.coalesce(pl.col("amount"), from_quantity).alias("money"),
+            pricing.alias("pricing"),
+            pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"),
+        )
+        .drop("__per_unit", "__hours_per_unit", "__pricing", "hourly_cost")
+    )
+
+
+_KIND_KEYS = ["source", "detail", "unit", "person_id"]
+"""What an event's rate depends on: its kind (source, detail, unit) and its person's hourly cost."""
+
+_GROUP_KEYS = ("source", "detail", "unit", "person_id", "team_id", "feature_id", "pr_id", "work_item_key", "repo", "branch")
+"""Everything an event's money and attribution depend on besides its time (``group_cost_events``)."""
+
+
+def group_cost_events(cost_events: pl.LazyFrame) -> pl.LazyFrame:
+    """Cost events summed per kind, link keys, week and quarter: what the roll-up needs of them.
+
+    Events that share every column pricing and attribution read (``_GROUP_KEYS``), their week
+    and their quarter get the same rate and reach the same features by the same rule, so they
+    are priced and attributed once as a group (at size L, 10M events become about 2M groups).
+    Columns: the keys, ``week``, ``occurred_at`` (the quarter's first instant), ``amount`` (the
+    amounts given, summed), ``quantity`` (summed over the events without an amount),
+    ``quantity_events`` (how many those are), ``blank_events`` (neither amount nor quantity)
+    and ``events``.
+    """
+    amount, quantity = pl.col("amount"), pl.col("quantity")
+    by_quantity = amount.is_null() & quantity.is_not_null()
+    return cost_events.group_by(
+        *_GROUP_KEYS,
+        pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"),
+        pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),
+    ).agg(
+        amount.sum(),
+        quantity.filter(by_quantity).sum(),
+        by_quantity.sum().cast(pl.Int64).alias("quantity_events"),
+        (amount.is_null() & quantity.is_null()).sum().cast(pl.Int64).alias("blank_events"),
+        pl.len().cast(pl.Int64).alias("events"),
+    )
+
+
+def price_cost_groups(
+    groups: pl.LazyFrame, people: pl.LazyFrame, settings: CostSettings = DEFAULT_SETTINGS
+) -> pl.LazyFrame:
+    """Grouped events (``group_cost_events``) with their money, as ``price_cost_events`` prices each event.
+
+    ``money`` is the amounts given plus the group's quantity times its rate; ``unpriced`` counts
+    the events left without money (no amount and no quantity, or a quantity with no rate).
+    Adds ``person_team_id``.
+    """
+    quantity = pl.col("quantity")
+    from_quantity = pl.coalesce(quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost"))
+    return (
+        groups.join(_kind_rates(groups, people, settings), on=_KIND_KEYS, how="left", nulls_equal=True)
+        .with_columns(
+            (pl.col("amount") + from_quantity.fill_null(0.0)).alias("money"),
+            (pl.col("blank_events") + pl.when(from_quantity.is_null()).then(pl.col("quantity_events")).otherwise(0))
+            .cast(pl.Float64)
+            .alias("unpriced"),
+        )
+        .drop("__per_unit", "__hours_per_unit", "__pricing", "hourly_cost")
+    )
+
+
+def _kind_rates(events: pl.LazyFrame, people: pl.LazyFrame, settings: CostSettings) -> pl.LazyFrame:
+    """Per distinct kind and person of ``events``: the rate, the hourly cost and how such an event is priced.
 
     Everything that depends only on the event's kind (source, detail, unit) and person is worked
     out once per distinct kind and person (a few thousand rows) and reaches the events in one
     join, instead of joining people and rates onto every event separately.
     """
-    keys = ["source", "detail", "unit", "person_id"]
-    rates = _rate_table(cost_events.select(keys).unique(), settings).join(
+    rates = _rate_table(events.select(_KIND_KEYS).unique(), settings).join(
         people.select("person_id", "hourly_cost", pl.col("team_id").alias("person_team_id")),
         on="person_id",
         how="left",
@@ -543,26 +623,8 @@ def price_cost_events(
         .then(pl.lit("no hourly cost for the person"))
         .otherwise(pl.col("__not_priced_by"))
     )
-    rates = rates.select(
-        *keys, "__per_unit", "__hours_per_unit", "hourly_cost", "person_team_id", kind_pricing.alias("__pricing")
-    )
-    quantity = pl.col("quantity")
-    from_quantity = pl.coalesce(quantity * per_unit, quantity * hours_per_unit * hourly)
-    pricing = (
-        pl.when(pl.col("amount").is_not_null())
-        .then(pl.lit("amount given"))
-        .when(quantity.is_null())
-        .then(pl.lit("no amount or quantity"))
-        .otherwise(pl.col("__pricing"))
-    )
-    return (
-        cost_events.join(rates, on=keys, how="left", nulls_equal=True)
-        .with_columns(
-            pl.coalesce(pl.col("amount"), from_quantity).alias("money"),
-            pricing.alias("pricing"),
-            pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"),
-        )
-        .drop("__per_unit", "__hours_per_unit", "__pricing", "hourly_cost")
+    return rates.select(
+        *_KIND_KEYS, "__per_unit", "__hours_per_unit", "hourly_cost", "person_team_id", kind_pricing.alias("__pricing")
     )
 
 
@@ -697,38 +759,47 @@ def work_item_features(work_items: pl.LazyFrame, features: pl.LazyFrame) -> pl.L
     )
 
 
-def feature_activity(pr_links: pl.LazyFrame, cost_events: pl.LazyFrame) -> pl.LazyFrame:
+def review_counts(cost_events: pl.LazyFrame, grouped: bool = False) -> pl.LazyFrame:
+    """Review cost events per PR, reviewer and ISO week: ``pr_id, person_id, week, reviews``.
+
+    ``grouped``: ``cost_events`` are grouped events (``group_cost_events``), each standing for
+    its ``events``.
+    """
+    reviews = cost_events.filter(
+        (pl.col("source") == "review") & pl.col("person_id").is_not_null() & pl.col("pr_id").is_not_null()
+    )
+    if grouped:
+        return reviews.select("pr_id", "person_id", "week", pl.col("events").alias("reviews"))
+    week = pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week")
+    return reviews.group_by("pr_id", "person_id", week).agg(pl.len().cast(pl.Int64).alias("reviews"))
+
+
+def feature_activity(pr_links: pl.LazyFrame, reviews: pl.LazyFrame) -> pl.LazyFrame:
     """Feature-linked activity per ISO week of each person, repository and team.
 
     A PR counts once in every week from its first commit (or creation) to its merge, for its
-    author, its repository and its team; a review cost event on a PR counts once for the
-    reviewer in its week. Columns: ``kind`` (person, repo, team), ``key``, ``week``,
-    ``feature_id``, ``weight``, ``total`` (the key's weight that week over all features) and
-    ``link``, the path a cost line split by this row reports.
+    author, its repository and its team; a review cost event on a PR (``reviews``, from
+    ``review_counts``) counts once for the reviewer in its week. Columns: ``kind`` (person,
+    repo, team), ``key``, ``week``, ``feature_id``, ``weight``, ``total`` (the key's weight that
+    week over all features) and ``link``, the path a cost line split by this row reports.
     """
-    pr_weeks = (
-        pr_links.filter(pl.col("feature_id").is_not_null())
-        .with_columns(pl.date_ranges("first_week", "last_week", "1w").alias("week"))
-        .explode("week")
-    )
-    reviews = (
-        cost_events.filter(
-            (pl.col("source") == "review") & pl.col("person_id").is_not_null() & pl.col("pr_id").is_not_null()
-        )
-        .select("pr_id", "person_id", pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"))
-        .join(pr_links.filter(pl.col("feature_id").is_not_null()).select("pr_id", "feature_id"), on="pr_id")
+    linked = pr_links.filter(pl.col("feature_id").is_not_null())
+    pr_weeks = linked.with_columns(pl.date_ranges("first_week", "last_week", "1w").alias("week")).explode("week")
+    people = pl.concat(
+        [
+            pr_weeks.select(pl.col("author_id").alias("key"), "week", "feature_id", pl.lit(1, pl.Int64).alias("count")),
+            reviews.join(linked.select("pr_id", "feature_id"), on="pr_id").select(
+                pl.col("person_id").alias("key"), "week", "feature_id", pl.col("reviews").cast(pl.Int64).alias("count")
+            ),
+        ]
     )
     parts = [
-        pr_weeks.select(pl.lit("person").alias("kind"), pl.col("author_id").alias("key"), "week", "feature_id"),
-        reviews.select(pl.lit("person").alias("kind"), pl.col("person_id").alias("key"), "week", "feature_id"),
-        pr_weeks.select(pl.lit("repo").alias("kind"), pl.col("repo").alias("key"), "week", "feature_id"),
-        pr_weeks.select(pl.lit("team").alias("kind"), pl.col("team_id").alias("key"), "week", "feature_id"),
+        _weights(people, "person", pl.col("count").sum()),
+        _weights(pr_weeks.rename({"repo": "key"}), "repo", pl.len()),
+        _weights(pr_weeks.rename({"team_id": "key"}), "team", pl.len()),
     ]
     return (
         pl.concat(parts)
-        .filter(pl.col("key").is_not_null())
-        .group_by("kind", "key", "week", "feature_id")
-        .agg(pl.len().cast(pl.Int64).alias("weight"))
         .with_columns(pl.col("weight").sum().over("kind", "key", "week").alias("total"))
         .with_columns(
             pl.concat_str(
@@ -744,6 +815,16 @@ def feature_activity(pr_links: pl.LazyFrame, cost_events: pl.LazyFrame) -> pl.La
                 pl.lit(")"),
             ).alias("link")
         )
+    )
+
+
+def _weights(rows: pl.LazyFrame, kind: str, weight: pl.Expr) -> pl.LazyFrame:
+    """One kind's activity: ``weight`` per key, week and feature (rows without a key count nowhere)."""
+    return (
+        rows.filter(pl.col("key").is_not_null())
+        .group_by("key", "week", "feature_id")
+        .agg(weight.cast(pl.Int64).alias("weight"))
+        .select(pl.lit(kind).alias("kind"), "key", "week", "feature_id", "weight")
     )
 
 
@@ -799,12 +880,85 @@ def resolve_cost_events(
     person_id, repo, event_team_id, week`` and the ``*_found``/``wi_hit`` flags) are what
     ``describe_cost_lines`` turns into link and reason text for the rows a reader looks at.
     """
+    resolved = _resolve(priced_events, pr_links, work_item_links, activity, features, settings)
+    return resolved.select(
+        "event_id",
+        "occurred_at",
+        "week",
+        "source",
+        "detail",
+        "quantity",
+        "unit",
+        "pricing",
+        pl.col("money").alias("event_amount"),
+        "rule",
+        "feature_id",
+        "split",
+        "split_key",
+        "tagged_feature_id",
+        "pr_id",
+        "work_item_key",
+        "branch_key",
+        "person_id",
+        "repo",
+        pl.col("team_id").alias("event_team_id"),
+        "person_team_id",
+        pl.col("pr_found").fill_null(False),
+        pl.col("wi_found").fill_null(False),
+        pl.col("bk_found").fill_null(False),
+        pl.col("__wi_feature").is_not_null().alias("wi_hit"),
+    )
+
+
+def resolve_cost_groups(
+    priced_groups: pl.LazyFrame,
+    pr_links: pl.LazyFrame,
+    work_item_links: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    features: pl.LazyFrame,
+    settings: CostSettings = DEFAULT_SETTINGS,
+) -> pl.LazyFrame:
+    """Priced groups (``price_cost_groups``) resolved as ``resolve_cost_events`` resolves each event.
+
+    Columns: what ``cost_rollup`` reads (``occurred_at, week, source, event_amount, rule,
+    feature_id, split, split_key, event_team_id, person_team_id, events, unpriced``).
+    """
+    resolved = _resolve(priced_groups, pr_links, work_item_links, activity, features, settings)
+    return resolved.select(
+        "occurred_at",
+        "week",
+        "source",
+        pl.col("money").alias("event_amount"),
+        "rule",
+        "feature_id",
+        "split",
+        "split_key",
+        pl.col("team_id").alias("event_team_id"),
+        "person_team_id",
+        "events",
+        "unpriced",
+    )
+
+
+def _resolve(
+    priced: pl.LazyFrame,
+    pr_links: pl.LazyFrame,
+    work_item_links: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    features: pl.LazyFrame,
+    settings: CostSettings,
+) -> pl.LazyFrame:
+    """``priced`` (events or groups) with ``rule``, the line's ``feature_id``, ``split`` and ``split_key``.
+
+    The event's own feature moves to ``tagged_feature_id``; the joins' findings stay as
+    ``pr_found``, ``wi_found``, ``bk_found`` and ``__wi_feature``, and ``branch_key`` is added.
+    """
     on = set(settings.rules)
     known = features.select("feature_id", pl.lit(True).alias("__direct_known"))
     items = work_item_links.select("work_item_key", pl.lit(True).alias("__found"), "feature_id")
     totals = activity.select("kind", "key", "week").unique()
     events = (
-        priced_events.with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("branch_key"))
+        priced.with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("branch_key"))
         .join(known, on="feature_id", how="left")
         .join(
             pr_links.select("pr_id", pl.lit(True).alias("pr_found"), pl.col("feature_id").alias("__pr_feature")),
@@ -864,34 +1018,8 @@ def resolve_cost_events(
     )
     return (
         events.with_columns(rule.alias("rule"))
-        .with_columns(split.alias("split"), feature.alias("__line_feature"))
-        .select(
-            "event_id",
-            "occurred_at",
-            "week",
-            "source",
-            "detail",
-            "quantity",
-            "unit",
-            "pricing",
-            pl.col("money").alias("event_amount"),
-            "rule",
-            pl.col("__line_feature").alias("feature_id"),
-            "split",
-            split_key.alias("split_key"),
-            pl.col("feature_id").alias("tagged_feature_id"),
-            "pr_id",
-            "work_item_key",
-            "branch_key",
-            "person_id",
-            "repo",
-            pl.col("team_id").alias("event_team_id"),
-            "person_team_id",
-            pl.col("pr_found").fill_null(False),
-            pl.col("wi_found").fill_null(False),
-            pl.col("bk_found").fill_null(False),
-            pl.col("__wi_feature").is_not_null().alias("wi_hit"),
-        )
+        .with_columns(split.alias("split"), pl.col("feature_id").alias("tagged_feature_id"))
+        .with_columns(feature.alias("feature_id"), split_key.alias("split_key"))
     )
 
 
@@ -974,28 +1102,35 @@ def cost_rollup(events: pl.LazyFrame, activity: pl.LazyFrame, features: pl.LazyF
 
     A split event's money is summed per split group (person, repository or team and week) and
     quarter first, then shared over the group's features, so the result equals the cost lines
-    summed (``rollup_cost_lines``) at a fraction of the work. Columns: ``occurred_at`` (the
-    quarter's first instant), ``source, rule, feature_id, team_id, amount, lines,
-    unpriced_events`` (events with no money, counted by their shares).
+    summed (``rollup_cost_lines``) at a fraction of the work. One row per quarter, source,
+    rule, feature and team: ``occurred_at`` (the quarter's first instant), ``source, rule,
+    feature_id, team_id, amount, lines, unpriced_events`` (events with no money, counted by
+    their shares).
 
+    ``events`` are resolved events (``resolve_cost_events``) or resolved groups
+    (``resolve_cost_groups``), whose ``events`` and ``unpriced`` count the events behind them.
     The events are read in one pass: a single group-by whose keys are the feature's for an event
     that goes to one feature and the split group's for a split event (each kind's other keys are
     null), so the event plan is not evaluated once per kind.
     """
+    if "events" not in events.collect_schema().names():
+        events = events.with_columns(
+            pl.lit(1, pl.Int64).alias("events"), pl.col("event_amount").is_null().cast(pl.Float64).alias("unpriced")
+        )
     is_split = pl.col("split").is_not_null()
     grouped = events.group_by(
         pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),
         "source",
         "rule",
         "feature_id",
-        pl.when(~is_split).then(pl.coalesce("event_team_id", "person_team_id")).alias("__fallback_team"),
+        pl.coalesce("event_team_id", "person_team_id").alias("__fallback_team"),
         "split",
         "split_key",
         pl.when(is_split).then(pl.col("week")).alias("week"),
     ).agg(
         pl.col("event_amount").sum().alias("__money"),
-        pl.len().cast(pl.Int64).alias("lines"),
-        pl.col("event_amount").is_null().sum().cast(pl.Float64).alias("__unpriced"),
+        pl.col("events").sum().cast(pl.Int64).alias("lines"),
+        pl.col("unpriced").sum().cast(pl.Float64).alias("__unpriced"),
     )
     shares = activity.select(
         pl.col("kind").alias("split"),
@@ -1024,7 +1159,13 @@ def cost_rollup(events: pl.LazyFrame, activity: pl.LazyFrame, features: pl.LazyF
             .otherwise(pl.col("__unpriced"))
             .alias("unpriced_events"),
         )
+        .group_by(*_ROLLUP_KEYS)
+        .agg(pl.col("amount", "lines", "unpriced_events").sum())
     )
+
+
+_ROLLUP_KEYS = ("occurred_at", "source", "rule", "feature_id", "team_id")
+"""The grain of the cost roll-up: quarter, source, rule, feature and team."""
 
 
 def rollup_cost_lines(lines: pl.LazyFrame) -> pl.LazyFrame:

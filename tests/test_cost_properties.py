@@ -197,7 +197,7 @@ def test_the_rollup_equals_the_cost_lines_summed(org: dict[str, pl.LazyFrame], o
         )
 
     ours, lines = summed(rollup), summed(rollup_cost_lines(_attribute(org, cost_settings).lazy()))
-    assert ours.select(keys, "lines").equals(lines.select(keys, "lines"))
+    assert ours.select(*keys, "lines").equals(lines.select(*keys, "lines"))
     for column in ("amount", "unpriced_events"):
         assert ours[column].to_list() == pytest.approx(lines[column].to_list(), abs=1e-6)
 
