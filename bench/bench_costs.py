@@ -30,97 +30,6 @@ TABLES = ("cost_events", "pull_requests", "work_items", "features", "people")
 TARGET_SECONDS = 5.0
 TARGET_RATIO = 1.5
 
-DUCKDB_FEATURE_TOTALS = """
-WITH known AS (SELECT feature_id, team_id FROM features),
-items AS (
-    SELECT w.work_item_key, k.feature_id FROM work_items w LEFT JOIN known k ON w.feature_id = k.feature_id
-),
-prs AS (
-    SELECT pr_id, repo, author_id, team_id, feature_id, work_item_key,
-           NULLIF(regexp_extract(title, $key, 1), '') AS title_key,
-           NULLIF(regexp_extract(upper(branch), $key, 1), '') AS branch_key,
-           date_trunc('week', coalesce(first_commit_at, created_at))::DATE AS first_day,
-           date_trunc('week', coalesce(merged_at, created_at))::DATE AS last_day
-    FROM pull_requests
-),
-pr_links AS (
-    SELECT p.pr_id, p.repo, p.author_id,
-           CASE WHEN k.feature_id IS NOT NULL THEN p.feature_id
-                ELSE coalesce(wi.feature_id, ti.feature_id, bi.feature_id) END AS feature_id,
-           p.team_id AS own_team,
-           least(p.first_day, p.last_day) AS first_week, greatest(p.first_day, p.last_day) AS last_week
-    FROM prs p
-    LEFT JOIN known k ON p.feature_id = k.feature_id
-    LEFT JOIN items wi ON p.work_item_key = wi.work_item_key
-    LEFT JOIN items ti ON p.title_key = ti.work_item_key
-    LEFT JOIN items bi ON p.branch_key = bi.work_item_key
-),
-linked AS (
-    SELECT l.*, coalesce(l.own_team, k.team_id) AS team_id
-    FROM pr_links l JOIN known k ON l.feature_id = k.feature_id
-),
-pr_weeks AS (
-    SELECT author_id, repo, team_id, feature_id,
-           unnest(generate_series(first_week::TIMESTAMP, last_week::TIMESTAMP, INTERVAL 7 DAY))::DATE AS week
-    FROM linked
-),
-reviews AS (
-    SELECT e.person_id AS key, date_trunc('week', e.occurred_at)::DATE AS week, l.feature_id
-    FROM cost_events e JOIN linked l ON e.pr_id = l.pr_id
-    WHERE e.source = 'review' AND e.person_id IS NOT NULL
-),
-parts AS (
-    SELECT 'person' AS kind, author_id AS key, week, feature_id FROM pr_weeks
-    UNION ALL SELECT 'person', key, week, feature_id FROM reviews
-    UNION ALL SELECT 'repo', repo, week, feature_id FROM pr_weeks
-    UNION ALL SELECT 'team', team_id, week, feature_id FROM pr_weeks
-),
-activity AS (
-    SELECT kind, key, week, feature_id, count(*) AS weight,
-           sum(count(*)) OVER (PARTITION BY kind, key, week) AS total
-    FROM parts WHERE key IS NOT NULL GROUP BY kind, key, week, feature_id
-),
-active AS (SELECT DISTINCT kind, key, week FROM activity),
-events AS (
-    SELECT e.feature_id AS tag, e.pr_id, e.work_item_key, e.person_id, e.repo, e.team_id,
-           NULLIF(regexp_extract(upper(e.branch), $key, 1), '') AS branch_key,
-           date_trunc('week', e.occurred_at)::DATE AS week,
-           coalesce(e.amount, e.quantity * r.per_unit, e.quantity * r.hours_per_unit * p.hourly_cost) AS money
-    FROM cost_events e
-    LEFT JOIN people p ON e.person_id = p.person_id
-    LEFT JOIN rates r ON e.source IS NOT DISTINCT FROM r.source AND e.detail IS NOT DISTINCT FROM r.detail
-                     AND e.unit IS NOT DISTINCT FROM r.unit
-),
-ruled AS (
-    SELECT e.money, e.week,
-           CASE WHEN k.feature_id IS NOT NULL THEN k.feature_id
-                WHEN pl.feature_id IS NOT NULL THEN pl.feature_id
-                ELSE coalesce(wi.feature_id, bi.feature_id) END AS feature_id,
-           CASE WHEN gp.kind IS NOT NULL THEN 'person' WHEN gr.kind IS NOT NULL THEN 'repo'
-                WHEN gt.kind IS NOT NULL THEN 'team' END AS split,
-           CASE WHEN gp.kind IS NOT NULL THEN e.person_id WHEN gr.kind IS NOT NULL THEN e.repo
-                WHEN gt.kind IS NOT NULL THEN e.team_id END AS split_key
-    FROM events e
-    LEFT JOIN known k ON e.tag = k.feature_id
-    LEFT JOIN pr_links pl ON e.pr_id = pl.pr_id
-    LEFT JOIN items wi ON e.work_item_key = wi.work_item_key
-    LEFT JOIN items bi ON e.branch_key = bi.work_item_key
-    LEFT JOIN active gp ON gp.kind = 'person' AND gp.key = e.person_id AND gp.week = e.week
-    LEFT JOIN active gr ON gr.kind = 'repo' AND gr.key = e.repo AND gr.week = e.week
-    LEFT JOIN active gt ON gt.kind = 'team' AND gt.key = e.team_id AND gt.week = e.week
-),
-split_money AS (
-    SELECT split, split_key, week, sum(money) AS money FROM ruled
-    WHERE feature_id IS NULL AND split IS NOT NULL GROUP BY ALL
-)
-SELECT feature_id, coalesce(sum(money), 0) AS cost FROM (
-    SELECT feature_id, money FROM ruled WHERE feature_id IS NOT NULL
-    UNION ALL
-    SELECT a.feature_id, s.money * a.weight / a.total
-    FROM split_money s JOIN activity a ON a.kind = s.split AND a.key = s.split_key AND a.week = s.week
-) GROUP BY feature_id
-"""
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_costs", description=__doc__)
@@ -211,16 +120,16 @@ def _measure_polars(folder: Path, runs: int, engine: str) -> dict[str, Any]:
 
 
 def _measure_duckdb(folder: Path) -> dict[str, Any]:
-    from bench.references import KEY_IN_TEXT, duckdb_connect, duckdb_rates
+    from bench.references import duckdb_connect, duckdb_cost_by_rule
 
     connection = duckdb_connect(folder, list(TABLES))
     times: list[float] = []
     for _ in range(2):
         start = time.perf_counter()
-        duckdb_rates(connection)
-        result = connection.sql(DUCKDB_FEATURE_TOTALS, params={"key": KEY_IN_TEXT}).pl()
+        result = duckdb_cost_by_rule(connection)
         times.append(time.perf_counter() - start)
-    result.write_parquet(folder / "bench-costs-duckdb-totals.parquet")
+    totals = result.group_by("feature_id").agg(pl.col("cost").sum())
+    totals.write_parquet(folder / "bench-costs-duckdb-totals.parquet")
     return {"cold_s": times[0], "warm_s": times[1]}
 
 

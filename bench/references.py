@@ -2,12 +2,15 @@
 
 Figures every engine computes exactly from the same Parquet snapshot:
 
-* ``cost_by_rule`` — per feature and rule, the money attributed by the explicit rules (``direct``:
-  the event names a known feature; ``pull_request``: the event's PR serves a feature, through its own
-  feature, its work item, or the first key in its title or branch; ``work_item``: the event's work-item
-  key, else the key in its branch, belongs to a feature). An event's money is its amount, else its
-  quantity × the rate for its (source, detail, unit) — a small rate table built once from the cost
-  settings and handed to DuckDB and pandas as data — × the person's hourly cost where the rate is hourly.
+* ``cost_by_rule`` — per feature and rule, the money every attribution rule attributes: ``direct`` (the
+  event names a known feature); ``pull_request`` (the event's PR serves a feature, through its own
+  feature, its work item, or the first key in its title or branch); ``work_item`` (the event's work-item
+  key, else the key in its branch, belongs to a feature); ``time_allocation`` (the event's person was
+  active on features that week: their PRs open that week and the reviews they did, as weights) and
+  ``repo_activity`` (the features with PRs open in the event's repository, else its team, that week).
+  An event's money is its amount, else its quantity × the rate for its (source, detail, unit) — a small
+  rate table built once from the cost settings and handed to DuckDB and pandas as data — × the person's
+  hourly cost where the rate is hourly.
 * ``weekly`` — per Monday week, features delivered and PRs merged (weeks with either).
 * ``dora`` — deployment frequency (median deployment days per calendar week, lower median) and
   change failure rate (DevLake: an incident blames the latest successful production deployment of its
@@ -26,7 +29,6 @@ from core import dora, measures, throughput
 from core.costs import DEFAULT_SETTINGS, CostSettings
 from core.links import WORK_ITEM_KEY_PATTERN
 
-EXPLICIT_RULES = ("direct", "pull_request", "work_item")
 KEY_IN_TEXT = rf"(?:^|[^A-Za-z0-9])({WORK_ITEM_KEY_PATTERN})"
 HEADLINES = ("cost_by_rule", "weekly", "dora")
 
@@ -36,10 +38,10 @@ HEADLINES = ("cost_by_rule", "weekly", "dora")
 
 
 def polars_cost_by_rule(frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
-    """Per feature and explicit rule, the attributed money from ``core.measures.cost_rollup``."""
+    """Per feature and rule, the attributed money from ``core.measures.cost_rollup``."""
     lines = measures.cost_rollup(frames, DEFAULT_SETTINGS)
     return (
-        lines.filter(pl.col("rule").is_in(EXPLICIT_RULES))
+        lines.filter(pl.col("feature_id").is_not_null())
         .group_by("feature_id", "rule")
         .agg(pl.col("amount").sum().alias("cost"))
         .collect()
@@ -116,28 +118,60 @@ def rate_rows(kinds: list[tuple[str | None, str | None, str | None]], settings: 
 # ---------------------------------------------------------------------------------------------
 
 DUCKDB_COST_BY_RULE = """
-WITH known AS (SELECT feature_id FROM features),
+WITH known AS (SELECT feature_id, team_id FROM features),
 items AS (
     SELECT w.work_item_key, k.feature_id FROM work_items w LEFT JOIN known k ON w.feature_id = k.feature_id
 ),
 prs AS (
-    SELECT pr_id, feature_id, work_item_key,
+    SELECT pr_id, repo, author_id, team_id, feature_id, work_item_key,
            NULLIF(regexp_extract(title, $key, 1), '') AS title_key,
-           NULLIF(regexp_extract(upper(branch), $key, 1), '') AS branch_key
+           NULLIF(regexp_extract(upper(branch), $key, 1), '') AS branch_key,
+           date_trunc('week', coalesce(first_commit_at, created_at))::DATE AS first_day,
+           date_trunc('week', coalesce(merged_at, created_at))::DATE AS last_day
     FROM pull_requests
 ),
 pr_links AS (
-    SELECT p.pr_id,
+    SELECT p.pr_id, p.repo, p.author_id,
            CASE WHEN k.feature_id IS NOT NULL THEN p.feature_id
-                ELSE coalesce(wi.feature_id, ti.feature_id, bi.feature_id) END AS feature_id
+                ELSE coalesce(wi.feature_id, ti.feature_id, bi.feature_id) END AS feature_id,
+           p.team_id AS own_team,
+           least(p.first_day, p.last_day) AS first_week, greatest(p.first_day, p.last_day) AS last_week
     FROM prs p
     LEFT JOIN known k ON p.feature_id = k.feature_id
     LEFT JOIN items wi ON p.work_item_key = wi.work_item_key
     LEFT JOIN items ti ON p.title_key = ti.work_item_key
     LEFT JOIN items bi ON p.branch_key = bi.work_item_key
 ),
+linked AS (
+    SELECT l.*, coalesce(l.own_team, k.team_id) AS team_id
+    FROM pr_links l JOIN known k ON l.feature_id = k.feature_id
+),
+pr_weeks AS (
+    SELECT author_id, repo, team_id, feature_id,
+           unnest(generate_series(first_week::TIMESTAMP, last_week::TIMESTAMP, INTERVAL 7 DAY))::DATE AS week
+    FROM linked
+),
+reviews AS (
+    SELECT e.person_id AS key, date_trunc('week', e.occurred_at)::DATE AS week, l.feature_id
+    FROM cost_events e JOIN linked l ON e.pr_id = l.pr_id
+    WHERE e.source = 'review' AND e.person_id IS NOT NULL
+),
+parts AS (
+    SELECT 'person' AS kind, author_id AS key, week, feature_id FROM pr_weeks
+    UNION ALL SELECT 'person', key, week, feature_id FROM reviews
+    UNION ALL SELECT 'repo', repo, week, feature_id FROM pr_weeks
+    UNION ALL SELECT 'team', team_id, week, feature_id FROM pr_weeks
+),
+activity AS (
+    SELECT kind, key, week, feature_id, count(*) AS weight,
+           sum(count(*)) OVER (PARTITION BY kind, key, week) AS total
+    FROM parts WHERE key IS NOT NULL GROUP BY kind, key, week, feature_id
+),
+active AS (SELECT DISTINCT kind, key, week FROM activity),
 events AS (
-    SELECT e.*, NULLIF(regexp_extract(upper(e.branch), $key, 1), '') AS branch_key,
+    SELECT e.feature_id AS tag, e.pr_id, e.work_item_key, e.person_id, e.repo, e.team_id,
+           NULLIF(regexp_extract(upper(e.branch), $key, 1), '') AS branch_key,
+           date_trunc('week', e.occurred_at)::DATE AS week,
            coalesce(e.amount, e.quantity * r.per_unit, e.quantity * r.hours_per_unit * p.hourly_cost) AS money
     FROM cost_events e
     LEFT JOIN people p ON e.person_id = p.person_id
@@ -145,21 +179,39 @@ events AS (
                      AND e.unit IS NOT DISTINCT FROM r.unit
 ),
 ruled AS (
-    SELECT e.money,
+    SELECT e.money, e.week,
            CASE WHEN k.feature_id IS NOT NULL THEN 'direct'
                 WHEN pl.feature_id IS NOT NULL THEN 'pull_request'
                 WHEN coalesce(wi.feature_id, bi.feature_id) IS NOT NULL THEN 'work_item' END AS rule,
            CASE WHEN k.feature_id IS NOT NULL THEN k.feature_id
                 WHEN pl.feature_id IS NOT NULL THEN pl.feature_id
-                ELSE coalesce(wi.feature_id, bi.feature_id) END AS feature_id
+                ELSE coalesce(wi.feature_id, bi.feature_id) END AS feature_id,
+           CASE WHEN gp.kind IS NOT NULL THEN 'person' WHEN gr.kind IS NOT NULL THEN 'repo'
+                WHEN gt.kind IS NOT NULL THEN 'team' END AS split,
+           CASE WHEN gp.kind IS NOT NULL THEN e.person_id WHEN gr.kind IS NOT NULL THEN e.repo
+                WHEN gt.kind IS NOT NULL THEN e.team_id END AS split_key
     FROM events e
-    LEFT JOIN known k ON e.feature_id = k.feature_id
+    LEFT JOIN known k ON e.tag = k.feature_id
     LEFT JOIN pr_links pl ON e.pr_id = pl.pr_id
     LEFT JOIN items wi ON e.work_item_key = wi.work_item_key
     LEFT JOIN items bi ON e.branch_key = bi.work_item_key
+    LEFT JOIN active gp ON gp.kind = 'person' AND gp.key = e.person_id AND gp.week = e.week
+    LEFT JOIN active gr ON gr.kind = 'repo' AND gr.key = e.repo AND gr.week = e.week
+    LEFT JOIN active gt ON gt.kind = 'team' AND gt.key = e.team_id AND gt.week = e.week
+),
+split_money AS (
+    SELECT split, split_key, week, sum(money) AS money FROM ruled
+    WHERE feature_id IS NULL AND split IS NOT NULL GROUP BY ALL
 )
-SELECT feature_id, rule, coalesce(sum(money), 0) AS cost FROM ruled WHERE rule IS NOT NULL GROUP BY ALL
+SELECT feature_id, rule, coalesce(sum(money), 0) AS cost FROM (
+    SELECT feature_id, rule, money FROM ruled WHERE feature_id IS NOT NULL
+    UNION ALL
+    SELECT a.feature_id, CASE WHEN s.split = 'person' THEN 'time_allocation' ELSE 'repo_activity' END,
+           s.money * a.weight / a.total
+    FROM split_money s JOIN activity a ON a.kind = s.split AND a.key = s.split_key AND a.week = s.week
+) GROUP BY feature_id, rule
 """
+"""Every rule's money per feature: the product's attribution (``core.costs``) restated in SQL."""
 
 DUCKDB_WEEKLY = """
 WITH delivered AS (
@@ -260,23 +312,47 @@ def duckdb_dora(connection: Any) -> dict[str, float]:
 
 
 def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
-    """``cost_by_rule`` in idiomatic pandas: merges and vectorised string extraction, no row loops."""
+    """``cost_by_rule`` in idiomatic pandas: merges, vectorised string extraction and group-bys, no row loops."""
+    import numpy as np
     import pandas as pd
 
-    known = t["features"][["feature_id"]].assign(known=True)
+    def week(stamps: pd.Series) -> pd.Series:
+        return stamps.dt.to_period("W-SUN").dt.start_time
+
+    def flag(frame: pd.DataFrame, column: str) -> pd.Series:
+        return frame[column].fillna(False).astype(bool)
+
+    known = t["features"][["feature_id", "team_id"]].rename(columns={"team_id": "feature_team"}).assign(known=True)
     items = t["work_items"][["work_item_key", "feature_id"]].merge(known, on="feature_id", how="left")
-    items["feature_id"] = items["feature_id"].where(items["known"].fillna(False).astype(bool))
+    items["feature_id"] = items["feature_id"].where(flag(items, "known"))
     items = items[["work_item_key", "feature_id"]]
 
-    prs = t["pull_requests"][["pr_id", "feature_id", "work_item_key", "title", "branch"]].copy()
+    prs = t["pull_requests"][
+        [
+            *("pr_id", "repo", "author_id", "team_id", "feature_id", "work_item_key", "title", "branch"),
+            *("created_at", "first_commit_at", "merged_at"),
+        ]
+    ].copy()
     prs["title_key"] = prs["title"].str.extract(KEY_IN_TEXT, expand=False)
     prs["branch_key"] = prs["branch"].str.upper().str.extract(KEY_IN_TEXT, expand=False)
-    prs = prs.merge(known, on="feature_id", how="left")
+    prs = prs.merge(known[["feature_id", "known"]], on="feature_id", how="left")
     for key, alias in (("work_item_key", "wi"), ("title_key", "ti"), ("branch_key", "bi")):
         prs = prs.merge(items.rename(columns={"work_item_key": key, "feature_id": alias}), on=key, how="left")
-    linked = prs["wi"].fillna(prs["ti"]).fillna(prs["bi"])
-    prs["pr_feature"] = prs["feature_id"].where(prs["known"].fillna(False).astype(bool), linked)
+    prs["pr_feature"] = prs["feature_id"].where(flag(prs, "known"), prs["wi"].fillna(prs["ti"]).fillna(prs["bi"]))
     pr_links = prs[["pr_id", "pr_feature"]]
+
+    linked = prs[prs["pr_feature"].notna()].merge(
+        known[["feature_id", "feature_team"]].rename(columns={"feature_id": "pr_feature"}), on="pr_feature"
+    )
+    first = week(linked["first_commit_at"].fillna(linked["created_at"]))
+    last = week(linked["merged_at"].fillna(linked["created_at"]))
+    linked = linked.assign(
+        first_week=np.minimum(first, last),
+        spans=((np.maximum(first, last) - np.minimum(first, last)).dt.days // 7 + 1).astype("int64"),
+        team_id=linked["team_id"].fillna(linked["feature_team"]),
+    )
+    pr_weeks = linked.loc[linked.index.repeat(linked["spans"])].reset_index(drop=True)
+    pr_weeks["week"] = pr_weeks["first_week"] + pd.to_timedelta(_week_offsets(linked["spans"]), unit="D")
 
     kinds = t["cost_events"][["source", "detail", "unit"]].drop_duplicates()
     plain = kinds.astype(object).where(kinds.notna(), None)
@@ -286,34 +362,71 @@ def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
     ).astype({"per_unit": "float64", "hours_per_unit": "float64"})
     events = t["cost_events"][
         [
-            "event_id",
-            "source",
-            "detail",
-            "unit",
-            "amount",
-            "quantity",
-            "person_id",
-            "feature_id",
-            "pr_id",
-            "work_item_key",
-            "branch",
+            *("source", "detail", "unit", "amount", "quantity", "occurred_at"),
+            *("person_id", "team_id", "repo", "feature_id", "pr_id", "work_item_key", "branch"),
         ]
     ]
     events = events.merge(t["people"][["person_id", "hourly_cost"]], on="person_id", how="left")
     events = events.merge(rates, on=["source", "detail", "unit"], how="left")
     money = events["amount"].fillna(events["quantity"] * events["per_unit"])
     events["money"] = money.fillna(events["quantity"] * events["hours_per_unit"] * events["hourly_cost"])
+    events["week"] = week(events["occurred_at"])
+
+    reviews = events[(events["source"] == "review") & events["person_id"].notna()].merge(
+        linked[["pr_id", "pr_feature"]], on="pr_id"
+    )
+    parts = [
+        pr_weeks[["author_id", "week", "pr_feature"]].rename(columns={"author_id": "key"}).assign(kind="person"),
+        reviews[["person_id", "week", "pr_feature"]].rename(columns={"person_id": "key"}).assign(kind="person"),
+        pr_weeks[["repo", "week", "pr_feature"]].rename(columns={"repo": "key"}).assign(kind="repo"),
+        pr_weeks[["team_id", "week", "pr_feature"]].rename(columns={"team_id": "key"}).assign(kind="team"),
+    ]
+    activity = (
+        pd.concat(parts).dropna(subset=["key"]).groupby(["kind", "key", "week", "pr_feature"]).size().rename("weight")
+    ).reset_index()
+    activity["total"] = activity.groupby(["kind", "key", "week"])["weight"].transform("sum")
+
     events["branch_key"] = events["branch"].str.upper().str.extract(KEY_IN_TEXT, expand=False)
-    events = events.merge(known, on="feature_id", how="left")
+    events = events.merge(known[["feature_id", "known"]], on="feature_id", how="left")
     events = events.merge(pr_links, on="pr_id", how="left")
     events = events.merge(items.rename(columns={"feature_id": "wi"}), on="work_item_key", how="left")
     events = events.merge(
         items.rename(columns={"work_item_key": "branch_key", "feature_id": "bi"}), on="branch_key", how="left"
     )
-    direct = events["known"].fillna(False).astype(bool)
+    active = activity[["kind", "key", "week"]].drop_duplicates().assign(active=True)
+    for kind, column in (("person", "person_id"), ("repo", "repo"), ("team", "team_id")):
+        keys = (
+            active[active["kind"] == kind]
+            .drop(columns="kind")
+            .rename(columns={"key": column, "active": f"{kind}_active"})
+        )
+        events = events.merge(keys, on=[column, "week"], how="left")
+
+    direct = flag(events, "known")
     via_pr = ~direct & events["pr_feature"].notna()
     item_feature = events["wi"].fillna(events["bi"])
     via_item = ~direct & ~via_pr & item_feature.notna()
+    rest = ~direct & ~via_pr & ~via_item
+    by_person = rest & flag(events, "person_active")
+    by_repo = rest & ~by_person & flag(events, "repo_active")
+    by_team = rest & ~by_person & ~by_repo & flag(events, "team_active")
+    split = pd.concat(
+        [
+            pd.DataFrame({"kind": kind, "key": events.loc[mask, column], "week": events.loc[mask, "week"]}).assign(
+                money=events.loc[mask, "money"]
+            )
+            for kind, column, mask in (
+                ("person", "person_id", by_person),
+                ("repo", "repo", by_repo),
+                ("team", "team_id", by_team),
+            )
+        ]
+    )
+    shared = (
+        split.groupby(["kind", "key", "week"], as_index=False)["money"]
+        .sum(min_count=0)
+        .merge(activity, on=["kind", "key", "week"])
+    )
     parts = [
         pd.DataFrame(
             {"feature_id": events.loc[direct, "feature_id"], "rule": "direct", "money": events.loc[direct, "money"]}
@@ -328,9 +441,25 @@ def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
         pd.DataFrame(
             {"feature_id": item_feature[via_item], "rule": "work_item", "money": events.loc[via_item, "money"]}
         ),
+        pd.DataFrame(
+            {
+                "feature_id": shared["pr_feature"],
+                "rule": np.where(shared["kind"] == "person", "time_allocation", "repo_activity"),
+                "money": shared["money"] * shared["weight"] / shared["total"],
+            }
+        ),
     ]
     totals = pd.concat(parts).groupby(["feature_id", "rule"], as_index=False)["money"].sum(min_count=0)
     return pl.from_pandas(totals.rename(columns={"money": "cost"}))
+
+
+def _week_offsets(spans: Any) -> Any:
+    """For rows repeated ``spans`` times each: 0, 7, 14 ... days within each row's repeats."""
+    import numpy as np
+
+    counts = spans.to_numpy()
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return (np.arange(counts.sum()) - starts) * 7
 
 
 def pandas_weekly(t: dict[str, Any]) -> pl.DataFrame:

@@ -526,7 +526,9 @@ def price_cost_events(
     rate applies), ``pricing`` (how it was priced, or why not), ``person_team_id`` and ``week``.
     """
     quantity = pl.col("quantity")
-    from_quantity = pl.coalesce(quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost"))
+    from_quantity = pl.coalesce(
+        quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost")
+    )
     pricing = (
         pl.when(pl.col("amount").is_not_null())
         .then(pl.lit("amount given"))
@@ -548,7 +550,18 @@ def price_cost_events(
 _KIND_KEYS = ["source", "detail", "unit", "person_id"]
 """What an event's rate depends on: its kind (source, detail, unit) and its person's hourly cost."""
 
-_GROUP_KEYS = ("source", "detail", "unit", "person_id", "team_id", "feature_id", "pr_id", "work_item_key", "repo", "branch")
+_GROUP_KEYS = (
+    "source",
+    "detail",
+    "unit",
+    "person_id",
+    "team_id",
+    "feature_id",
+    "pr_id",
+    "work_item_key",
+    "repo",
+    "branch",
+)
 """Everything an event's money and attribution depend on besides its time (``group_cost_events``)."""
 
 
@@ -588,7 +601,9 @@ def price_cost_groups(
     Adds ``person_team_id``.
     """
     quantity = pl.col("quantity")
-    from_quantity = pl.coalesce(quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost"))
+    from_quantity = pl.coalesce(
+        quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost")
+    )
     return (
         groups.join(_kind_rates(groups, people, settings), on=_KIND_KEYS, how="left", nulls_equal=True)
         .with_columns(

@@ -361,7 +361,11 @@ def _cost_attribution(home: str, version: int, fingerprint: str) -> CostAttribut
     frames = _frames(home, version)
     features = frames["features"]
     pr_links = costs.pull_request_features(frames["pull_requests"], frames["work_items"], features).collect()
-    activity = costs.feature_activity(pr_links.lazy().drop("link"), costs.review_counts(frames["cost_events"])).drop("link").collect()
+    activity = (
+        costs.feature_activity(pr_links.lazy().drop("link"), costs.review_counts(frames["cost_events"]))
+        .drop("link")
+        .collect()
+    )
     priced = costs.price_cost_events(frames["cost_events"], frames["people"], chosen)
     items = costs.work_item_features(frames["work_items"], features)
     events = costs.resolve_cost_events(priced, pr_links.lazy(), items, activity.lazy(), features, chosen).collect()
