@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core import bootstrap, reports, users
+from core import bootstrap, derived, reports, users
 from core.importing import cli as importing_cli
 from core.schema import ROLES, ValidationError
 from core.store import Store, open_store
@@ -89,6 +89,7 @@ def _init(store: Store, args: argparse.Namespace) -> int:
     if args.demo:
         print("Creating the demo organisation ...", flush=True)
         logins = bootstrap.seed_demo(store, seed=args.seed, scale=args.scale)
+        derived.keep_results(store)
         print(bootstrap.sign_in_message(store, logins))
     else:
         bootstrap.init_empty(store)

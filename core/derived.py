@@ -6,18 +6,36 @@ module also writes each to ``<snapshot>/v<N>/derived/<name>-<key>.parquet`` the 
 computed, and reads it back after a restart instead of recomputing. A new data version is a new
 snapshot folder, so nothing stale is ever read; old folders (and their derived files) are removed
 with the snapshots they belong to.
+
+``keep_results`` computes all three for a new data version as soon as its snapshot is written (the
+app runs it in the background after every write), so the first page after an import, or after a
+server start, reads them instead of computing them. Two callers asking for the same result at once
+compute it once: the second waits for the first and reads what it kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import threading
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+from core import measures, settings
+from core.costs import CostSettings
+
+if TYPE_CHECKING:
+    from core.store import Store
+
 FOLDER = "derived"
+_log = logging.getLogger(__name__)
+_guard = threading.Lock()
+_locks: dict[Path, threading.Lock] = {}
 
 
 def path_of(snapshot_folder: Path, name: str, key: str = "") -> Path:
@@ -35,6 +53,13 @@ def remembered(snapshot_folder: Path, name: str, key: str, compute: Callable[[],
     saving, never the answer.
     """
     path = path_of(snapshot_folder, name, key)
+    with _guard:
+        lock = _locks.setdefault(path, threading.Lock())
+    with lock:
+        return _read_or_compute(snapshot_folder, path, compute)
+
+
+def _read_or_compute(snapshot_folder: Path, path: Path, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
     if path.exists():
         try:
             return pl.read_parquet(path)
@@ -50,3 +75,56 @@ def remembered(snapshot_folder: Path, name: str, key: str, compute: Callable[[],
         except OSError:
             partial.unlink(missing_ok=True)
     return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage-1 results, kept
+# ---------------------------------------------------------------------------------------------
+
+
+def judged(folder: Path, frames: measures.Frames, as_of: date) -> pl.DataFrame:
+    """Every delivered feature's verdict (``core.measures.judged_hypotheses``), kept beside the snapshot."""
+    return remembered(folder, "judged", "", lambda: measures.judged_hypotheses(frames, as_of))
+
+
+def cost_rollup(folder: Path, frames: measures.Frames, cost: CostSettings) -> pl.DataFrame:
+    """The cost roll-up under ``cost`` (``core.measures.cost_rollup``), kept beside the snapshot."""
+    return remembered(
+        folder, "cost_rollup", settings.fingerprint(cost), lambda: measures.cost_rollup(frames, cost).collect()
+    )
+
+
+def daily_throughput(
+    folder: Path, frames: measures.Frames, judged: pl.DataFrame, rollup: pl.DataFrame, cost: CostSettings
+) -> pl.DataFrame:
+    """The daily throughput roll-up from the verdicts and the roll-up under ``cost``, kept beside the snapshot."""
+    return remembered(
+        folder,
+        "daily_throughput",
+        settings.fingerprint(cost),
+        lambda: measures.daily_throughput(frames, judged.lazy(), rollup.lazy()).collect(),
+    )
+
+
+def keep_results(store: Store) -> None:
+    """Compute and keep the stage-1 results of the store's current data version under its cost settings."""
+    snapshot = store.snapshot()
+    frames = snapshot.frames()
+    cost = settings.load(store, "cost")
+    verdicts = judged(snapshot.folder, frames, measures.as_of(frames))
+    rollup = cost_rollup(snapshot.folder, frames, cost)
+    daily_throughput(snapshot.folder, frames, verdicts, rollup, cost)
+
+
+def keep_results_in_background(store: Store) -> threading.Thread:
+    """``keep_results`` on a daemon thread; a failure is logged (the pages compute on demand instead)."""
+
+    def run() -> None:
+        try:
+            keep_results(store)
+        except Exception:  # a page recomputes what this could not keep; the app must not die of it
+            _log.exception("keeping the results of data version %s failed", store.data_version())
+
+    thread = threading.Thread(target=run, name="throughline-keep-results", daemon=True)
+    thread.start()
+    return thread

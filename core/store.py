@@ -153,6 +153,8 @@ class Store:
         self.workspace = workspace
         self.engine = engine or _make_engine(workspace.database_url)
         self._snapshot_lock = threading.Lock()
+        self.after_write: Callable[[Store], object] | None = None
+        """Called with the store after every write has refreshed the snapshot (the app keeps results)."""
 
     # -- lifecycle ---------------------------------------------------------------------
     def create(self) -> None:
@@ -233,6 +235,7 @@ class Store:
             version = self._bump_version(conn)
         result.data_version = version
         self.refresh_snapshot(order)
+        self._written()
         return result
 
     def delete(self, entity: str, keys: pl.DataFrame) -> int:
@@ -241,7 +244,12 @@ class Store:
             deleted = self._delete_keys(conn, entity, keys)
             self._bump_version(conn)
         self.refresh_snapshot([entity])
+        self._written()
         return deleted
+
+    def _written(self) -> None:
+        if self.after_write is not None:
+            self.after_write(self)
 
     # -- snapshot ----------------------------------------------------------------------
     def data_version(self) -> int:

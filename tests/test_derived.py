@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -11,8 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 import streamlit as st
+from polars.testing import assert_frame_equal
 
-from core import derived
+from core import derived, measures, settings
+from core.costs import CostSettings
+from core.store import open_store
+from core.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 
@@ -83,3 +89,46 @@ def test_a_restarted_app_shows_the_same_page_from_the_kept_results(
     again.switch_page(page).run()
     assert not again.exception, again.exception
     assert _rounded(rendered_text(again)) == before
+
+
+def test_two_callers_asking_at_once_compute_the_result_once(tmp_path: Path) -> None:
+    calls: list[int] = []
+    started = threading.Event()
+
+    def compute() -> pl.DataFrame:
+        calls.append(1)
+        started.set()
+        time.sleep(0.3)
+        return pl.DataFrame({"x": [1]})
+
+    results: list[pl.DataFrame] = []
+    first = threading.Thread(target=lambda: results.append(derived.remembered(tmp_path, "rollup", "k", compute)))
+    first.start()
+    started.wait(5)
+    results.append(derived.remembered(tmp_path, "rollup", "k", compute))
+    first.join()
+    assert len(calls) == 1
+    assert [r["x"].to_list() for r in results] == [[1], [1]]
+
+
+def test_a_write_keeps_the_new_versions_results_before_any_page_asks(sqlite_workspace: Workspace) -> None:
+    from core.bootstrap import seed_demo
+
+    (sqlite_workspace.home / "snapshot").mkdir(exist_ok=True)
+    store = open_store(sqlite_workspace)
+    seed_demo(store, seed=7, scale=0.1)
+    kept: list[int] = []
+    store.after_write = lambda s: (derived.keep_results(s), kept.append(s.data_version()))
+    features = store.read("features").head(1).with_columns(pl.lit("Renamed in the test").alias("name"))
+    version = store.write({"features": features}, source="test").data_version
+    assert kept == [version]
+
+    folder = store.snapshot_folder(version)
+    names = sorted(p.name.split("-")[0] for p in (folder / derived.FOLDER).glob("*.parquet"))
+    assert names == ["cost_rollup", "daily_throughput", "judged"]
+    frames = store.snapshot().frames()
+    expected = measures.cost_rollup(frames, CostSettings()).collect()
+    keys = ["occurred_at", "source", "rule", "feature_id", "team_id"]
+    kept_rollup = pl.read_parquet(derived.path_of(folder, "cost_rollup", settings.fingerprint(CostSettings())))
+    assert_frame_equal(kept_rollup.sort(keys, nulls_last=True), expected.sort(keys, nulls_last=True), rel_tol=1e-9)
+    store.engine.dispose()

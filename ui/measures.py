@@ -8,9 +8,9 @@ never a frame.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 import streamlit as st
@@ -56,9 +56,7 @@ def cost_rollup(data: PageData) -> pl.DataFrame:
 @st.cache_resource(max_entries=4, show_spinner="Attributing costs to features ...")
 def _cost_rollup(home: str, version: int, fingerprint: str) -> pl.DataFrame:
     chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
-    return _kept(
-        version, "cost_rollup", fingerprint, lambda: measures.cost_rollup(_frames(home, version), chosen).collect()
-    )
+    return derived.cost_rollup(_snapshot_folder(version), _frames(home, version), chosen)
 
 
 def daily_throughput(data: PageData) -> pl.DataFrame:
@@ -71,9 +69,9 @@ def _frames(home: str, version: int) -> dict[str, pl.LazyFrame]:
     return loaded_frames(home, version)
 
 
-def _kept(version: int, name: str, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
-    """A heavy result kept beside the snapshot of ``version`` too, so a restarted app reads it back."""
-    return derived.remembered(current_store().snapshot_folder(version), name, key, compute)
+def _snapshot_folder(version: int) -> Path:
+    """Where the snapshot of ``version`` and the results kept beside it live (``core.derived``)."""
+    return current_store().snapshot_folder(version)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -83,9 +81,7 @@ def _as_of(home: str, version: int) -> date:
 
 @st.cache_resource(max_entries=4, show_spinner="Judging hypotheses ...")
 def _judged(home: str, version: int) -> pl.DataFrame:
-    return _kept(
-        version, "judged", "", lambda: measures.judged_hypotheses(_frames(home, version), _as_of(home, version))
-    )
+    return derived.judged(_snapshot_folder(version), _frames(home, version), _as_of(home, version))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Attributing costs to features ...")
@@ -96,11 +92,14 @@ def _cost_lines(home: str, version: int, fingerprint: str) -> pl.DataFrame:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _daily(home: str, version: int, fingerprint: str) -> pl.DataFrame:
-    def compute() -> pl.DataFrame:
-        lines = _cost_rollup(home, version, fingerprint).lazy()
-        return measures.daily_throughput(_frames(home, version), _judged(home, version).lazy(), lines).collect()
-
-    return _kept(version, "daily_throughput", fingerprint, compute)
+    chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
+    return derived.daily_throughput(
+        _snapshot_folder(version),
+        _frames(home, version),
+        _judged(home, version),
+        _cost_rollup(home, version, fingerprint),
+        chosen,
+    )
 
 
 def outcome_progress(data: PageData) -> pl.DataFrame:

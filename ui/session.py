@@ -18,7 +18,7 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
-from core import bootstrap, users
+from core import bootstrap, derived, users
 from core.access import Viewer
 from core.store import Store, open_store
 from core.workspace import Workspace, cookie_key, workspace_from_env
@@ -41,6 +41,9 @@ def _store(home: str, database_url: str) -> Store:
     if store.get_meta("workspace_kind") is None and os.environ.get("THROUGHLINE_DEMO", "1") != "0":
         logins = bootstrap.seed_demo(store)
         print(bootstrap.sign_in_message(store, logins), flush=True)
+    store.after_write = derived.keep_results_in_background
+    if store.is_initialised() and store.data_version() > 0:
+        derived.keep_results_in_background(store)
     return store
 
 
