@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = sizes.snapshot_folder(cache, size, args.seed)
         print(f"== size {name}: {size.description}", flush=True)
         outcome: dict[str, Any] = {"snapshot": str(folder)}
-        if sizes.is_complete(folder):
+        if sizes.is_complete(folder, size):
             outcome["generate"] = {"reused": True}
         else:
             outcome["generate"] = child("generate", folder, args, size=name)

@@ -30,10 +30,7 @@ def write_xl(folder: Path, seed: int, divisions: int, copies: int, base_size: st
 
     ``base_size`` is the organisation each division copies (L for XL; S for a quick smoke run).
     """
-    from core.demo import generate_demo
-
-    base = sizes.SIZES[base_size]
-    frames = generate_demo(seed=seed, scale=base.scale, cost_event_scale=base.cost_event_scale).frames
+    frames = sizes.generate(sizes.SIZES[base_size], seed).frames
     folder.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(ENTITIES, 0)
     for name in ENTITIES:

@@ -54,6 +54,9 @@ def generate_demo(
     end: date = DEMO_END,
     planted: bool = True,
     cost_event_scale: float = 1.0,
+    feature_scale: float | None = None,
+    work_item_scale: float | None = None,
+    deployment_scale: float | None = None,
 ) -> Demo:
     """The demo organisation for ``seed`` and ``scale``, its history ending at midnight on ``end``.
 
@@ -63,19 +66,30 @@ def generate_demo(
     by ``1 / scale`` so that many more features still leave the metrics at realistic levels.
     ``cost_event_scale`` multiplies the per-PR cost events (LLM sessions, CI runs, reviews) on top of
     ``scale``, for benchmarks that need more cost events per pull request; 1.0 leaves the demo as it is.
+    ``feature_scale``, ``work_item_scale`` and ``deployment_scale`` replace ``scale`` for features
+    (with the shrinking of their effects), work items, and deployments with their incidents, so a
+    benchmark can set each entity's count on its own; None (the default) uses ``scale``.
     """
-    if scale <= 0:
-        raise ValueError("scale must be positive")
-    if cost_event_scale <= 0:
-        raise ValueError("cost_event_scale must be positive")
+    feature_scale = scale if feature_scale is None else feature_scale
+    work_item_scale = scale if work_item_scale is None else work_item_scale
+    deployment_scale = scale if deployment_scale is None else deployment_scale
+    for name, value in (
+        ("scale", scale),
+        ("cost_event_scale", cost_event_scale),
+        ("feature_scale", feature_scale),
+        ("work_item_scale", work_item_scale),
+        ("deployment_scale", deployment_scale),
+    ):
+        if value <= 0:
+            raise ValueError(f"{name} must be positive")
     rng = np.random.default_rng(seed)
     clock = _Clock(end)
     people = _people(rng)
     milestones = _milestones(rng, clock)
-    plan = _plan_features(rng, scale, planted)
-    items = _work_items(rng, plan, people, scale, clock, planted)
+    plan = _plan_features(rng, feature_scale, planted)
+    items = _work_items(rng, plan, people, work_item_scale, clock, planted)
     prs = _pull_requests(rng, items, people, scale, clock, planted)
-    deployments, prs = _deployments(rng, prs, scale, clock, planted)
+    deployments, prs = _deployments(rng, prs, deployment_scale, clock, planted)
     hypotheses = _hypotheses_frame(rng, plan)
     raw = {
         "teams": pl.DataFrame({"team_id": _TEAM_IDS, "name": [name for _, name in _TEAMS]}),
@@ -90,7 +104,7 @@ def generate_demo(
         ),
         "pull_requests": prs,
         "deployments": deployments,
-        "incidents": _incidents(rng, deployments, scale, clock),
+        "incidents": _incidents(rng, deployments, deployment_scale, clock),
         "cost_events": _cost_events(rng, prs, people, plan, items, clock, cost_event_scale),
         "metric_observations": _observations(rng, clock, plan, planted),
     }

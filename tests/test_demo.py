@@ -147,6 +147,33 @@ def test_scale_multiplies_the_activity_tables(small: Demo, demo: Demo) -> None:
         assert 0.08 <= ratio <= 0.12, (name, ratio)
 
 
+@pytest.mark.parametrize(
+    ("override", "doubled"),
+    [
+        ("feature_scale", {"features"}),
+        ("work_item_scale", {"work_items"}),
+        ("deployment_scale", {"deployments", "incidents"}),
+    ],
+)
+def test_an_entity_scale_changes_only_the_counts_it_names(small: Demo, override: str, doubled: set[str]) -> None:
+    scaled = generate_demo(seed=3, scale=0.1, **{override: 0.2})
+    for name in ("features", "work_items", "pull_requests", "deployments", "incidents"):
+        ratio = scaled.frames[name].height / small.frames[name].height
+        low, high = (1.8, 2.1) if name in doubled else (0.95, 1.05)
+        assert low <= ratio <= high, (name, ratio)
+    assert scaled.frames["pull_requests"].height == 2_000
+    for name in ENTITIES:
+        assert validate(name, scaled.frames[name], known=scaled.frames) == [], name
+
+
+def test_entity_scales_equal_to_scale_leave_the_demo_as_it_is(small: Demo) -> None:
+    same = generate_demo(seed=3, scale=0.1, feature_scale=0.1, work_item_scale=0.1, deployment_scale=0.1)
+    for name in ENTITIES:
+        assert small.frames[name].equals(same.frames[name]), name
+    with pytest.raises(ValueError, match="feature_scale must be positive"):
+        generate_demo(seed=3, scale=0.1, feature_scale=0.0)
+
+
 def test_people_and_agents_carry_realistic_costs(demo: Demo) -> None:
     people = demo.frames["people"]
     humans = people.filter(pl.col("kind") == "human")
