@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from core import access, bootstrap, users
+from core import access, bootstrap, derived, users
 from core.schema import ENTITIES
 from core.store import open_store
 from core.workspace import Workspace
@@ -54,10 +54,13 @@ def build_workspace(snapshot: Path, home: Path) -> dict[str, str]:
 
 
 def time_app(snapshot: Path, runs: int) -> dict[str, Any]:
-    """Cold start to the first page, the throughput page's warm rerun, a team filter change, and a restart.
+    """Start to the first page, the throughput page's warm rerun, a team filter change, and a start as users get it.
 
-    The restart clears every Streamlit cache, as a new server process starts with none, and signs in
-    again: the first page then reads the results the first start kept beside the snapshot.
+    The first start finds nothing kept beside the snapshot (it was linked in, not written by the app) and
+    computes every result the first page needs. Then, as the app does in the background after every write,
+    ``core.derived.keep_results`` keeps the stage-1 results beside the snapshot (timed on its own), every
+    Streamlit cache is cleared, as a new server process starts with none, and a new session signs in: the
+    cold start from an existing snapshot.
     """
 
     pages = Path(APP).parent / "pages"
@@ -90,17 +93,25 @@ def time_app(snapshot: Path, runs: int) -> dict[str, Any]:
             at.selectbox(key="throughput.team").select(team_id).run()
             changes.append(time.perf_counter() - start)
             _check(at)
-        # A server restart: every in-memory cache is gone, the results kept beside the snapshot are not.
+        # What every write does in the background: keep the new version's results beside its snapshot.
         import streamlit as st
 
         st.cache_resource.clear()
         st.cache_data.clear()
+        store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
+        shutil.rmtree(store.snapshot_folder() / derived.FOLDER, ignore_errors=True)
+        start = time.perf_counter()
+        derived.keep_results(store)
+        keep = time.perf_counter() - start
+        store.engine.dispose()
+        # A server start on that snapshot: every in-memory cache is gone, the results kept beside it are not.
         restart, _ = timed_sign_in(username, password)
         return {
             "role": ROLE,
-            "restart_to_first_page_s": round(restart, 4),
+            "keep_results_s": round(keep, 4),
+            "cold_start_to_first_page_s": round(restart, 4),
             "page": PAGE,
-            "cold_start_to_first_page_s": round(cold_start, 4),
+            "cold_start_nothing_kept_s": round(cold_start, 4),
             "first_open_of_page_s": round(first_page, 4),
             "warm_rerun_s": [round(r, 4) for r in reruns],
             "warm_rerun_median_s": round(statistics.median(reruns), 4),

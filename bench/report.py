@@ -59,8 +59,9 @@ def ratios_text(refs: dict[str, Any]) -> str:
 def app_text(app: dict[str, Any]) -> str:
     """The app timings on one line."""
     return (
-        f"cold start to first page {app['cold_start_to_first_page_s']:.2f} s, "
-        f"after a restart {app.get('restart_to_first_page_s', float('nan')):.2f} s, "
+        f"cold start to first page {app['cold_start_to_first_page_s']:.2f} s "
+        f"(results kept at write, {app.get('keep_results_s', float('nan')):.2f} s in the background), "
+        f"with nothing kept {app.get('cold_start_nothing_kept_s', float('nan')):.2f} s, "
         f"warm rerun {app['warm_rerun_median_s'] * 1000:.0f} ms, "
         f"filter change {app['filter_change_median_s'] * 1000:.0f} ms"
     )
@@ -97,8 +98,14 @@ def judge_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     size = app_size or "-"
     add("page warm rerun (server)", app.get("warm_rerun_median_s"), 0.1, "s", size=size)
     add("filter change", app.get("filter_change_median_s"), 0.5, "s", size=size)
-    add("cold app start to first page", app.get("cold_start_to_first_page_s"), 5.0, "s", size=size)
-    add("restarted app to first page (kept results)", app.get("restart_to_first_page_s"), 5.0, "s", size=size)
+    add(
+        "cold app start to first page (results kept at write)",
+        app.get("cold_start_to_first_page_s"),
+        5.0,
+        "s",
+        size=size,
+    )
+    add("cold app start, nothing kept yet", app.get("cold_start_nothing_kept_s"), 5.0, "s", size=size)
     peaks = [m.get("peak_rss_mb", 0) for m in measures.values()]
     peaks += [r.get("peak_rss_mb", 0) for r in (refs or {}).values() if r.get("engine") == "polars"]
     add("peak memory of any measure", max(peaks) / 1024 if peaks else None, 8.0, "GB")
