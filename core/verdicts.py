@@ -27,6 +27,8 @@ the window without the feature (observed mean minus the effect), taken as known.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -95,8 +97,9 @@ def judge_hypotheses(
     and ``post_days_observed``.
     """
     schedule = judging_schedule(features, hypotheses, as_of, pre_days).collect()
-    confounded = confounders(schedule.lazy()).collect()
-    windows = observation_windows(schedule.lazy(), metric_observations, as_of).collect()
+    confounded, windows = pl.collect_all(
+        [confounders(schedule.lazy()), observation_windows(schedule.lazy(), metric_observations, as_of)]
+    )
     fits = _fit_windows(windows)
     names = metrics.select("metric_id", "name", "unit").collect()
     judged = (
@@ -368,7 +371,8 @@ def _fit_windows(windows: pl.DataFrame) -> pl.DataFrame:
     lengths = fittable["_n"].to_numpy()
     effect = np.full(fittable.height, np.nan)
     half_width = np.full(fittable.height, np.nan)
-    for begin in range(0, fittable.height, _BATCH):
+
+    def fit(begin: int) -> None:
         stop = min(begin + _BATCH, fittable.height)
         batch_lengths = lengths[begin:stop, None]
         pos = np.arange(int(batch_lengths.max()))[None, :]
@@ -380,6 +384,10 @@ def _fit_windows(windows: pl.DataFrame) -> pl.DataFrame:
         effect[begin:stop] = beta[:, _EFFECT]
         se = np.sqrt(np.maximum(variance, 0.0))
         half_width[begin:stop] = stats.t.ppf(0.5 + LEVEL / 2, dof) * se
+
+    # NumPy's matrix products release the GIL, so the batches fit side by side on every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(fit, range(0, fittable.height, _BATCH)))
     fitted = fittable.select("feature_id", "_treated_after").with_columns(
         pl.Series("estimate_abs", effect),
         pl.Series("_half", half_width),
