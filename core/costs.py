@@ -526,9 +526,7 @@ def price_cost_events(
     rate applies), ``pricing`` (how it was priced, or why not), ``person_team_id`` and ``week``.
     """
     quantity = pl.col("quantity")
-    from_quantity = pl.coalesce(
-        quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost")
-    )
+    from_quantity = _money_from_quantity()
     pricing = (
         pl.when(pl.col("amount").is_not_null())
         .then(pl.lit("amount given"))
@@ -600,10 +598,7 @@ def price_cost_groups(
     the events left without money (no amount and no quantity, or a quantity with no rate).
     Adds ``person_team_id``.
     """
-    quantity = pl.col("quantity")
-    from_quantity = pl.coalesce(
-        quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost")
-    )
+    from_quantity = _money_from_quantity()
     return (
         groups.join(_kind_rates(groups, people, settings), on=_KIND_KEYS, how="left", nulls_equal=True)
         .with_columns(
@@ -614,6 +609,12 @@ def price_cost_groups(
         )
         .drop("__per_unit", "__hours_per_unit", "__pricing", "hourly_cost")
     )
+
+
+def _money_from_quantity() -> pl.Expr:
+    """``quantity`` times the kind's rate per unit, or its hours per unit times the hourly cost (null: no rate)."""
+    quantity = pl.col("quantity")
+    return pl.coalesce(quantity * pl.col("__per_unit"), quantity * pl.col("__hours_per_unit") * pl.col("hourly_cost"))
 
 
 def _kind_rates(events: pl.LazyFrame, people: pl.LazyFrame, settings: CostSettings) -> pl.LazyFrame:
