@@ -1123,16 +1123,11 @@ def cost_rollup(events: pl.LazyFrame, activity: pl.LazyFrame, features: pl.LazyF
     feature_id, team_id, amount, lines, unpriced_events`` (events with no money, counted by
     their shares).
 
-    ``events`` are resolved events (``resolve_cost_events``) or resolved groups
-    (``resolve_cost_groups``), whose ``events`` and ``unpriced`` count the events behind them.
-    The events are read in one pass: a single group-by whose keys are the feature's for an event
-    that goes to one feature and the split group's for a split event (each kind's other keys are
-    null), so the event plan is not evaluated once per kind.
+    ``events`` are resolved groups (``resolve_cost_groups``), whose ``events`` and ``unpriced``
+    count the events behind them. They are read in one pass: a single group-by whose keys are
+    the feature's for a group that goes to one feature and the split group's for a split one
+    (each kind's other keys are null), so the plan is not evaluated once per kind.
     """
-    if "events" not in events.collect_schema().names():
-        events = events.with_columns(
-            pl.lit(1, pl.Int64).alias("events"), pl.col("event_amount").is_null().cast(pl.Float64).alias("unpriced")
-        )
     is_split = pl.col("split").is_not_null()
     grouped = events.group_by(
         pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),

@@ -95,14 +95,21 @@ def cost_rollup(folder: Path, frames: measures.Frames, cost: CostSettings) -> pl
 
 
 def daily_throughput(
-    folder: Path, frames: measures.Frames, judged: pl.DataFrame, rollup: pl.DataFrame, cost: CostSettings
+    folder: Path,
+    frames: measures.Frames,
+    judged: Callable[[], pl.DataFrame],
+    rollup: Callable[[], pl.DataFrame],
+    cost: CostSettings,
 ) -> pl.DataFrame:
-    """The daily throughput roll-up from the verdicts and the roll-up under ``cost``, kept beside the snapshot."""
+    """The daily throughput roll-up from the verdicts and the roll-up under ``cost``, kept beside the snapshot.
+
+    ``judged`` and ``rollup`` give its inputs; they are only asked for when it is not kept yet.
+    """
     return remembered(
         folder,
         "daily_throughput",
         settings.fingerprint(cost),
-        lambda: measures.daily_throughput(frames, judged.lazy(), rollup.lazy()).collect(),
+        lambda: measures.daily_throughput(frames, judged().lazy(), rollup().lazy()).collect(),
     )
 
 
@@ -113,7 +120,7 @@ def keep_results(store: Store) -> None:
     cost = settings.load(store, "cost")
     verdicts = judged(snapshot.folder, frames, measures.as_of(frames))
     rollup = cost_rollup(snapshot.folder, frames, cost)
-    daily_throughput(snapshot.folder, frames, verdicts, rollup, cost)
+    daily_throughput(snapshot.folder, frames, lambda: verdicts, lambda: rollup, cost)
 
 
 def keep_results_in_background(store: Store) -> threading.Thread:

@@ -38,7 +38,7 @@ current = measures.cost_settings(data)
 done = measures.cost_attribution(data)
 features = data["features"]
 money = current.currency
-rollup = access.restrict(me, done.rollup.lazy(), level="outcome")
+rollup = access.restrict(me, measures.cost_rollup(data).lazy(), level="outcome")
 
 quarter_starts = sorted(rollup.select(pl.col("occurred_at").unique()).collect()["occurred_at"].to_list(), reverse=True)
 if not quarter_starts:

@@ -96,8 +96,8 @@ def _daily(home: str, version: int, fingerprint: str) -> pl.DataFrame:
     return derived.daily_throughput(
         _snapshot_folder(version),
         _frames(home, version),
-        _judged(home, version),
-        _cost_rollup(home, version, fingerprint),
+        lambda: _judged(home, version),
+        lambda: _cost_rollup(home, version, fingerprint),
         chosen,
     )
 
@@ -328,16 +328,18 @@ def _explore_choices(
 
 @dataclass(frozen=True)
 class CostAttribution:
-    """The cost engine's shared stage outputs: resolved events, split groups, PR links, and the roll-up."""
+    """The cost engine's per-event stage outputs for drill-downs: resolved events, split groups and PR links.
+
+    The money per feature, source and quarter is the kept roll-up (``cost_rollup``), not rebuilt from these.
+    """
 
     events: pl.DataFrame
     activity: pl.DataFrame
     pr_links: pl.DataFrame
-    rollup: pl.DataFrame
 
 
 def cost_attribution(data: PageData) -> CostAttribution:
-    """Every cost event resolved to its rule and feature, and the money per feature, source and quarter."""
+    """Every cost event resolved to its rule and feature, with the split groups and PR links behind them."""
     current = settings.fingerprint(cost_settings(data))
     return _cost_attribution(data.store.workspace.home.as_posix(), data.version, current)
 
@@ -368,8 +370,7 @@ def _cost_attribution(home: str, version: int, fingerprint: str) -> CostAttribut
     priced = costs.price_cost_events(frames["cost_events"], frames["people"], chosen)
     items = costs.work_item_features(frames["work_items"], features)
     events = costs.resolve_cost_events(priced, pr_links.lazy(), items, activity.lazy(), features, chosen).collect()
-    rollup = costs.cost_rollup(events.lazy(), activity.lazy(), features).collect()
-    return CostAttribution(events=events, activity=activity, pr_links=pr_links, rollup=rollup)
+    return CostAttribution(events=events, activity=activity, pr_links=pr_links)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
