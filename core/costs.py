@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -177,25 +177,25 @@ def attribute_cost_rollup(
     people: pl.LazyFrame,
     settings: CostSettings = DEFAULT_SETTINGS,
 ) -> pl.LazyFrame:
-    """The money ``attribute_costs`` attributes, summed per feature, team, source, rule and quarter (``cost_rollup``).
+    """The money ``attribute_costs`` attributes, summed per feature, team, source, rule and quarter.
 
     Same rules and the same totals as the cost lines, without expanding split events into one
     line per feature; every measure below takes either. The events are grouped first
-    (``group_cost_events``), so pricing and every rule's lookup run once per group.
+    (``group_cost_events``), so pricing and every rule's lookup run once per group, and each
+    rule looks up only the groups it can still reach (``rollup_cost_groups``).
     """
     groups = group_cost_events(cost_events).cache()
     pr_links = pull_request_features(pull_requests, work_items, features).drop("link").cache()
     activity = feature_activity(pr_links, review_counts(groups, grouped=True)).drop("link").cache()
     priced = price_cost_groups(groups, people, settings)
     items = work_item_features(work_items, features)
-    resolved = resolve_cost_groups(priced, pr_links, items, activity, features, settings)
-    return cost_rollup(resolved, activity, features)
+    return rollup_cost_groups(priced, pr_links, items, activity, features, settings)
 
 
 def cost_per_feature(lines: pl.LazyFrame, features: pl.LazyFrame, period: Period | str | None = None) -> pl.LazyFrame:
     """Each feature's attributed cost, in total and by source, with its delivery stage.
 
-    ``lines`` are cost lines (``attribute_costs``) or their roll-up (``cost_rollup``), as for every
+    ``lines`` are cost lines (``attribute_costs``) or their roll-up (``attribute_cost_rollup``), as for every
     measure below; periods are quarters or years, the roll-up's grain.
 
     With a period: the features delivered in it (``delivered`` true, ``stage`` ``delivered``)
@@ -576,16 +576,23 @@ def group_cost_events(cost_events: pl.LazyFrame) -> pl.LazyFrame:
     """
     amount, quantity = pl.col("amount"), pl.col("quantity")
     by_quantity = amount.is_null() & quantity.is_not_null()
-    return cost_events.group_by(
-        *_GROUP_KEYS,
-        pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"),
-        pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),
-    ).agg(
-        amount.sum(),
-        quantity.filter(by_quantity).sum(),
-        by_quantity.sum().cast(pl.Int64).alias("quantity_events"),
-        (amount.is_null() & quantity.is_null()).sum().cast(pl.Int64).alias("blank_events"),
-        pl.len().cast(pl.Int64).alias("events"),
+    # Plain sums of precomputed columns: a filtered aggregation in the group-by costs about as
+    # much as the grouping itself at 10M events.
+    return (
+        cost_events.select(
+            *_GROUP_KEYS,
+            pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"),
+            pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),
+            amount,
+            pl.when(by_quantity).then(quantity).alias("quantity"),
+            by_quantity.cast(pl.Int64).alias("quantity_events"),
+            (amount.is_null() & quantity.is_null()).cast(pl.Int64).alias("blank_events"),
+        )
+        .group_by(*_GROUP_KEYS, "week", "occurred_at")
+        .agg(
+            pl.col("amount", "quantity", "quantity_events", "blank_events").sum(),
+            pl.len().cast(pl.Int64).alias("events"),
+        )
     )
 
 
@@ -926,36 +933,6 @@ def resolve_cost_events(
     )
 
 
-def resolve_cost_groups(
-    priced_groups: pl.LazyFrame,
-    pr_links: pl.LazyFrame,
-    work_item_links: pl.LazyFrame,
-    activity: pl.LazyFrame,
-    features: pl.LazyFrame,
-    settings: CostSettings = DEFAULT_SETTINGS,
-) -> pl.LazyFrame:
-    """Priced groups (``price_cost_groups``) resolved as ``resolve_cost_events`` resolves each event.
-
-    Columns: what ``cost_rollup`` reads (``occurred_at, week, source, event_amount, rule,
-    feature_id, split, split_key, event_team_id, person_team_id, events, unpriced``).
-    """
-    resolved = _resolve(priced_groups, pr_links, work_item_links, activity, features, settings)
-    return resolved.select(
-        "occurred_at",
-        "week",
-        "source",
-        pl.col("money").alias("event_amount"),
-        "rule",
-        "feature_id",
-        "split",
-        "split_key",
-        pl.col("team_id").alias("event_team_id"),
-        "person_team_id",
-        "events",
-        "unpriced",
-    )
-
-
 def _resolve(
     priced: pl.LazyFrame,
     pr_links: pl.LazyFrame,
@@ -1113,65 +1090,193 @@ def describe_cost_lines(
     )
 
 
-def cost_rollup(events: pl.LazyFrame, activity: pl.LazyFrame, features: pl.LazyFrame) -> pl.LazyFrame:
-    """Money per feature, team, source, rule and quarter, without expanding split events into lines.
+def rollup_cost_groups(
+    priced_groups: pl.LazyFrame,
+    pr_links: pl.LazyFrame,
+    work_item_links: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    features: pl.LazyFrame,
+    settings: CostSettings = DEFAULT_SETTINGS,
+) -> pl.LazyFrame:
+    """Priced groups (``price_cost_groups``) attributed and summed per quarter, source, rule, feature and team.
 
-    A split event's money is summed per split group (person, repository or team and week) and
-    quarter first, then shared over the group's features, so the result equals the cost lines
-    summed (``rollup_cost_lines``) at a fraction of the work. One row per quarter, source,
-    rule, feature and team: ``occurred_at`` (the quarter's first instant), ``source, rule,
-    feature_id, team_id, amount, lines, unpriced_events`` (events with no money, counted by
-    their shares).
+    The same rules in the same order of trust as ``resolve_cost_events`` applies to each event,
+    run in stages so that each rule looks up only the groups it can still reach:
 
-    ``events`` are resolved groups (``resolve_cost_groups``), whose ``events`` and ``unpriced``
-    count the events behind them. They are read in one pass: a single group-by whose keys are
-    the feature's for a group that goes to one feature and the split group's for a split one
-    (each kind's other keys are null), so the plan is not evaluated once per kind.
+    * the groups are split once by the first link key an enabled explicit rule reads (the
+      event's feature, its PR, its work-item key or branch);
+    * each explicit rule looks up its own groups plus those the rule before could not place,
+      and sums the ones it placed per quarter, source, feature and fallback team at once;
+    * what no explicit rule placed meets the person, repository and team splits: it is summed
+      per split group (kind, key and week) and shared over the group's features by their
+      activity weights, or stays unattributed.
+
+    One row per ``_ROLLUP_KEYS``: ``occurred_at`` (the quarter's first instant), ``source, rule,
+    feature_id, team_id`` (the feature's team, else the event's or its person's), ``amount``,
+    ``lines`` (the cost lines behind the row: events, one per feature a split reached) and
+    ``unpriced_events`` (events with no money, counted by their shares). Equal to the cost
+    lines summed (``rollup_cost_lines``).
     """
-    is_split = pl.col("split").is_not_null()
-    grouped = events.group_by(
-        pl.col("occurred_at").dt.truncate("1q").alias("occurred_at"),
-        "source",
-        "rule",
-        "feature_id",
-        pl.coalesce("event_team_id", "person_team_id").alias("__fallback_team"),
-        "split",
-        "split_key",
-        pl.when(is_split).then(pl.col("week")).alias("week"),
-    ).agg(
-        pl.col("event_amount").sum().alias("__money"),
-        pl.col("events").sum().cast(pl.Int64).alias("lines"),
-        pl.col("unpriced").sum().cast(pl.Float64).alias("__unpriced"),
-    )
-    shares = activity.select(
-        pl.col("kind").alias("split"),
-        pl.col("key").alias("split_key"),
+    on = set(settings.rules)
+    rows = priced_groups.select(
+        "occurred_at",
         "week",
-        pl.col("feature_id").alias("__split_feature"),
-        (pl.col("weight") / pl.col("total")).alias("__share"),
-    )
+        "source",
+        "money",
+        "events",
+        "unpriced",
+        pl.coalesce("team_id", "person_team_id").alias("__fallback_team"),
+        "feature_id",
+        "pr_id",
+        "work_item_key",
+        "branch",
+        "person_id",
+        "repo",
+        "team_id",
+    ).cache()
+    found = pl.col("__found")
+    placed: list[pl.LazyFrame] = []
+    pending: pl.LazyFrame | None = None
+    earlier = pl.lit(False)
+    for rule, has_key, look_up in _explicit_stages(on, pr_links, work_item_links, features):
+        own = rows.filter(has_key & ~earlier)
+        candidates = look_up(own if pending is None else pl.concat([own, pending])).cache()
+        placed.append(
+            candidates.filter(found.is_not_null())
+            .group_by("occurred_at", "source", found.alias("feature_id"), "__fallback_team")
+            .agg(*_ROLLUP_SUMS)
+            .with_columns(pl.lit(rule).alias("rule"))
+        )
+        pending = candidates.filter(found.is_null()).drop("__found")
+        earlier = earlier | has_key
+    rest = rows.filter(~earlier)
+    placed.append(_split_rollup(rest if pending is None else pl.concat([rest, pending]), activity, on))
     teams = features.select("feature_id", pl.col("team_id").alias("__feature_team"))
-    share = pl.col("__share")
     return (
-        grouped.join(shares, on=["split", "split_key", "week"], how="left")
-        .filter(~is_split | share.is_not_null())
-        .with_columns(pl.coalesce("feature_id", "__split_feature").alias("feature_id"))
+        pl.concat(placed, how="diagonal_relaxed")
         .join(teams, on="feature_id", how="left")
-        .select(
+        .group_by(
             "occurred_at",
             "source",
             "rule",
             "feature_id",
             pl.coalesce("__feature_team", "__fallback_team").alias("team_id"),
-            pl.when(is_split).then(pl.col("__money") * share).otherwise(pl.col("__money")).alias("amount"),
-            "lines",
-            pl.when(is_split)
-            .then(pl.col("__unpriced") * share)
-            .otherwise(pl.col("__unpriced"))
-            .alias("unpriced_events"),
         )
-        .group_by(*_ROLLUP_KEYS)
-        .agg(pl.col("amount", "lines", "unpriced_events").sum())
+        .agg(
+            pl.col("__money").sum().alias("amount"),
+            pl.col("lines").sum(),
+            pl.col("__unpriced").sum().alias("unpriced_events"),
+        )
+    )
+
+
+_ROLLUP_SUMS = (
+    pl.col("money").sum().alias("__money"),
+    pl.col("events").sum().cast(pl.Int64).alias("lines"),
+    pl.col("unpriced").sum().cast(pl.Float64).alias("__unpriced"),
+)
+"""What a stage of ``rollup_cost_groups`` sums of the groups it placed."""
+
+_LookUp = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def _explicit_stages(
+    on: set[str], pr_links: pl.LazyFrame, work_item_links: pl.LazyFrame, features: pl.LazyFrame
+) -> list[tuple[str, pl.Expr, _LookUp]]:
+    """The enabled explicit rules in order of trust: name, the key it reads, and its lookup.
+
+    A lookup adds ``__found``, the feature the rule reaches (null when it reaches none).
+    """
+    stages: list[tuple[str, pl.Expr, _LookUp]] = []
+    if "direct" in on:
+        known = features.select("feature_id", pl.col("feature_id").alias("__found"))
+        stages.append(
+            ("direct", pl.col("feature_id").is_not_null(), lambda g: g.join(known, on="feature_id", how="left"))
+        )
+    if "pull_request" in on:
+        linked = pr_links.filter(pl.col("feature_id").is_not_null()).select(
+            "pr_id", pl.col("feature_id").alias("__found")
+        )
+        stages.append(("pull_request", pl.col("pr_id").is_not_null(), lambda g: g.join(linked, on="pr_id", how="left")))
+    if "work_item" in on:
+        items = work_item_links.filter(pl.col("feature_id").is_not_null()).select(
+            "work_item_key", pl.col("feature_id").alias("__item_feature")
+        )
+        by_branch = items.rename({"work_item_key": "__branch_key", "__item_feature": "__branch_feature"})
+
+        def via_work_item(groups: pl.LazyFrame) -> pl.LazyFrame:
+            return (
+                groups.with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("__branch_key"))
+                .join(items, on="work_item_key", how="left")
+                .join(by_branch, on="__branch_key", how="left")
+                .with_columns(pl.coalesce("__item_feature", "__branch_feature").alias("__found"))
+                .drop("__branch_key", "__item_feature", "__branch_feature")
+            )
+
+        has_key = pl.col("work_item_key").is_not_null() | pl.col("branch").is_not_null()
+        stages.append(("work_item", has_key, via_work_item))
+    return stages
+
+
+def _split_rollup(groups: pl.LazyFrame, activity: pl.LazyFrame, on: set[str]) -> pl.LazyFrame:
+    """Groups no explicit rule placed: split by the first active person, repository or team, else unattributed.
+
+    Summed per quarter, source, split group (kind, key, week) and fallback team before the
+    split, then shared over the group's features (``weight / total``).
+    """
+    totals = activity.select("kind", "key", "week").unique()
+    split, split_key = pl.lit(None, pl.String), pl.lit(None, pl.String)
+    splits = [
+        (kind, column, rule)
+        for kind, column, rule in (
+            ("person", "person_id", "time_allocation"),
+            ("repo", "repo", "repo_activity"),
+            ("team", "team_id", "repo_activity"),
+        )
+        if rule in on
+    ]
+    for kind, column, _ in splits:
+        groups = groups.join(
+            totals.filter(pl.col("kind") == kind).select(
+                pl.col("key").alias(column), "week", pl.lit(True).alias(f"__{kind}_active")
+            ),
+            on=[column, "week"],
+            how="left",
+        )
+    for kind, column, _ in reversed(splits):
+        active = pl.col(f"__{kind}_active").is_not_null()
+        split = pl.when(active).then(pl.lit(kind)).otherwise(split)
+        split_key = pl.when(active).then(pl.col(column)).otherwise(split_key)
+    summed = groups.group_by(
+        "occurred_at",
+        "source",
+        split.alias("split"),
+        split_key.alias("split_key"),
+        pl.when(split.is_not_null()).then(pl.col("week")).alias("week"),
+        "__fallback_team",
+    ).agg(*_ROLLUP_SUMS)
+    shares = activity.select(
+        pl.col("kind").alias("split"),
+        pl.col("key").alias("split_key"),
+        "week",
+        "feature_id",
+        (pl.col("weight") / pl.col("total")).alias("__share"),
+    )
+    is_split, share = pl.col("split").is_not_null(), pl.col("__share")
+    rule_of = {kind: rule for kind, _, rule in splits}
+    return (
+        summed.join(shares, on=["split", "split_key", "week"], how="left")
+        .filter(~is_split | share.is_not_null())
+        .select(
+            "occurred_at",
+            "source",
+            pl.col("split").replace_strict(rule_of, default="unattributed", return_dtype=pl.String).alias("rule"),
+            "feature_id",
+            "__fallback_team",
+            pl.when(is_split).then(pl.col("__money") * share).otherwise(pl.col("__money")).alias("__money"),
+            "lines",
+            pl.when(is_split).then(pl.col("__unpriced") * share).otherwise(pl.col("__unpriced")).alias("__unpriced"),
+        )
     )
 
 
@@ -1180,7 +1285,7 @@ _ROLLUP_KEYS = ("occurred_at", "source", "rule", "feature_id", "team_id")
 
 
 def rollup_cost_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """Cost lines (``attribute_costs``) summed as ``cost_rollup`` sums them; a roll-up passes through."""
+    """Cost lines (``attribute_costs``) summed as ``rollup_cost_groups`` sums them; a roll-up passes through."""
     if _is_rollup(lines):
         return lines
     return lines.group_by(
