@@ -953,7 +953,7 @@ def _resolve(
     features: pl.LazyFrame,
     settings: CostSettings,
 ) -> pl.LazyFrame:
-    """``priced`` (events or groups) with ``rule``, the line's ``feature_id``, ``split`` and ``split_key``.
+    """``priced`` events with ``rule``, the line's ``feature_id``, ``split`` and ``split_key``.
 
     The event's own feature moves to ``tagged_feature_id``; the joins' findings stay as
     ``pr_found``, ``wi_found``, ``bk_found`` and ``__wi_feature``, and ``branch_key`` is added.
@@ -1238,15 +1238,7 @@ def _split_rollup(groups: pl.LazyFrame, activity: pl.LazyFrame, on: set[str]) ->
     """
     totals = activity.select("kind", "key", "week").unique()
     split, split_key = pl.lit(None, pl.String), pl.lit(None, pl.String)
-    splits = [
-        (kind, column, rule)
-        for kind, column, rule in (
-            ("person", "person_id", "time_allocation"),
-            ("repo", "repo", "repo_activity"),
-            ("team", "team_id", "repo_activity"),
-        )
-        if rule in on
-    ]
+    splits = [(kind, column, rule) for kind, column, rule in _SPLITS if rule in on]
     for kind, column, _ in splits:
         groups = groups.join(
             totals.filter(pl.col("kind") == kind).select(
@@ -1307,6 +1299,103 @@ def rollup_cost_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
         pl.len().cast(pl.Int64).alias("lines"),
         pl.col("share").filter(pl.col("event_amount").is_null()).sum().cast(pl.Float64).alias("unpriced_events"),
     )
+
+
+def unreached_cost_events(
+    cost_events: pl.LazyFrame,
+    pr_links: pl.LazyFrame,
+    work_item_links: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    features: pl.LazyFrame,
+    settings: CostSettings = DEFAULT_SETTINGS,
+) -> pl.LazyFrame:
+    """The cost events no enabled rule reaches, found without resolving every event.
+
+    Each enabled rule takes away the events it would reach (an anti-join on the key it reads),
+    so only the events left over need resolving and describing (``unattributed_cost_lines``).
+    Same columns as ``cost_events``.
+    """
+    on = set(settings.rules)
+    items = work_item_links.filter(pl.col("feature_id").is_not_null()).select("work_item_key")
+    rest = cost_events
+    if "direct" in on:
+        rest = rest.join(features.select("feature_id"), on="feature_id", how="anti")
+    if "pull_request" in on:
+        linked = pr_links.filter(pl.col("feature_id").is_not_null()).select("pr_id")
+        rest = rest.join(linked, on="pr_id", how="anti")
+    if "work_item" in on:
+        rest = (
+            rest.join(items, on="work_item_key", how="anti")
+            .with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("__branch_key"))
+            .join(items.rename({"work_item_key": "__branch_key"}), on="__branch_key", how="anti")
+            .drop("__branch_key")
+        )
+    week = pl.col("occurred_at").dt.truncate("1w").dt.date().alias("__week")
+    weeks = activity.select("kind", "key", pl.col("week").alias("__week")).unique()
+    for kind, column, rule in _SPLITS:
+        if rule in on:
+            active = weeks.filter(pl.col("kind") == kind).select(pl.col("key").alias(column), "__week")
+            rest = rest.with_columns(week).join(active, on=[column, "__week"], how="anti").drop("__week")
+    return rest
+
+
+def branch_work_items(cost_events: pl.LazyFrame) -> pl.LazyFrame:
+    """Each distinct branch named by the cost events with the first work-item key in it: ``branch, work_item_key``."""
+    return (
+        cost_events.select(pl.col("branch").unique())
+        .with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("work_item_key"))
+        .filter(pl.col("work_item_key").is_not_null())
+    )
+
+
+def feature_candidate_events(
+    cost_events: pl.LazyFrame,
+    pr_links: pl.LazyFrame,
+    work_item_links: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    branch_items: pl.LazyFrame,
+    feature_id: str,
+) -> pl.LazyFrame:
+    """The cost events that may reach ``feature_id`` under some rule: a superset to resolve exactly.
+
+    Events tagged with the feature, on one of its PRs, carrying one of its work-item keys (on
+    the event or first in its branch, ``branch_items`` from ``branch_work_items``), or naming a
+    person, repository or team that was active on it in the event's week. Resolving these
+    (``resolve_cost_events``) gives the feature's lines without resolving every event.
+
+    The feature's own keys are few, so they are collected first and the events are read in a
+    single filtering pass.
+    """
+    items = work_item_links.filter(pl.col("feature_id") == feature_id).select("work_item_key")
+    prs, keys, branches, active = pl.collect_all(
+        [
+            pr_links.filter(pl.col("feature_id") == feature_id).select("pr_id"),
+            items,
+            branch_items.join(items, on="work_item_key", how="semi").select("branch"),
+            activity.filter(pl.col("feature_id") == feature_id).select("kind", "key", "week"),
+        ]
+    )
+    reaches = (
+        (pl.col("feature_id") == feature_id).fill_null(False)
+        | pl.col("pr_id").is_in(prs["pr_id"].implode())
+        | pl.col("work_item_key").is_in(keys["work_item_key"].implode())
+        | pl.col("branch").is_in(branches["branch"].implode())
+    )
+    week = pl.col("occurred_at").dt.truncate("1w").dt.date()
+    for kind, column, _ in _SPLITS:
+        weeks = active.filter(pl.col("kind") == kind)
+        if weeks.height:
+            named = pl.col(column).is_in(weeks["key"].unique().implode())
+            reaches = reaches | (named & week.is_in(weeks["week"].unique().implode()))
+    return cost_events.filter(reaches)
+
+
+_SPLITS = (
+    ("person", "person_id", "time_allocation"),
+    ("repo", "repo", "repo_activity"),
+    ("team", "team_id", "repo_activity"),
+)
+"""The split kinds in order: the kind, the event column naming its key, and the rule that splits by it."""
 
 
 def feature_cost_lines(

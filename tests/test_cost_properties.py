@@ -15,11 +15,20 @@ from core.costs import (
     CostSettings,
     attribute_cost_rollup,
     attribute_costs,
+    branch_work_items,
     cost_per_feature,
     cost_summary,
+    feature_activity,
+    feature_candidate_events,
+    feature_cost_lines,
     parse_period,
     price_cost_events,
+    pull_request_features,
+    resolve_cost_events,
+    review_counts,
     rollup_cost_lines,
+    unreached_cost_events,
+    work_item_features,
 )
 from core.schema import COST_SOURCES, coerce, empty
 
@@ -251,3 +260,41 @@ def test_only_features_delivered_in_the_period_enter_cost_per_delivered_feature(
     else:
         assert summary["median_cost_per_delivered_feature"] is None
     assert summary["wip_features"] == wip.filter(pl.col("stage") == "work in progress").height
+
+
+def _stages(org: dict[str, pl.LazyFrame]) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
+    """PR links, work-item links and activity, as ``attribute_costs`` builds them."""
+    pr_links = pull_request_features(org["pull_requests"], org["work_items"], org["features"]).collect().lazy()
+    activity = feature_activity(pr_links, review_counts(org["cost_events"])).collect().lazy()
+    return pr_links, work_item_features(org["work_items"], org["features"]), activity
+
+
+@PROPERTY_SETTINGS
+@given(organisations(), st.sets(st.sampled_from(RULES)))
+def test_the_unreached_events_are_exactly_the_unattributed_ones(org: dict[str, pl.LazyFrame], off: set[str]) -> None:
+    cost_settings = CostSettings().without(*off)
+    pr_links, items, activity = _stages(org)
+    unreached = unreached_cost_events(org["cost_events"], pr_links, items, activity, org["features"], cost_settings)
+    found = unreached.select("event_id").collect()["event_id"].to_list()
+    unattributed = _attribute(org, cost_settings).filter(pl.col("rule") == "unattributed")["event_id"].to_list()
+    assert sorted(found) == sorted(unattributed)
+
+
+@PROPERTY_SETTINGS
+@given(organisations(), st.sets(st.sampled_from(RULES)))
+def test_a_features_candidate_events_hold_every_line_it_gets(org: dict[str, pl.LazyFrame], off: set[str]) -> None:
+    cost_settings = CostSettings().without(*off)
+    pr_links, items, activity = _stages(org)
+    features = org["features"]
+
+    def lines(events: pl.LazyFrame, feature_id: str) -> list[tuple[object, ...]]:
+        priced = price_cost_events(events, org["people"], cost_settings)
+        resolved = resolve_cost_events(priced, pr_links, items, activity, features, cost_settings)
+        found = feature_cost_lines(resolved, activity, features, pr_links, feature_id, cost_settings).collect()
+        return sorted(found.select("event_id", "share", "amount", "rule", "link").rows(), key=str)
+
+    for feature_id in features.select("feature_id").collect()["feature_id"]:
+        branches = branch_work_items(org["cost_events"])
+        candidates = feature_candidate_events(org["cost_events"], pr_links, items, activity, branches, feature_id)
+        assert candidates.select(pl.col("event_id").is_duplicated().any()).collect().item() is False
+        assert lines(candidates, feature_id) == lines(org["cost_events"], feature_id)
