@@ -1,13 +1,14 @@
 """Derived results kept beside the snapshot they were computed from, so a restarted app answers at once.
 
-The heavy stage-1 results (hypothesis verdicts, the cost roll-up, the daily throughput roll-up) depend
-only on one data version and the settings in force. The app keeps them in memory while it runs; this
-module also writes each to ``<snapshot>/v<N>/derived/<name>-<key>.parquet`` the first time it is
-computed, and reads it back after a restart instead of recomputing. A new data version is a new
+The heavy stage-1 results (hypothesis verdicts, the cost roll-up, the daily throughput roll-up, and
+the cost events no attribution rule reaches) depend only on one data version and the settings in
+force. The app keeps them in memory while it runs; this module also writes each to
+``<snapshot>/v<N>/derived/<name>-<key>.parquet`` the first time it is computed, and reads it back
+after a restart instead of recomputing. A new data version is a new
 snapshot folder, so nothing stale is ever read; old folders (and their derived files) are removed
 with the snapshots they belong to.
 
-``keep_results`` computes all three for a new data version as soon as its snapshot is written (the
+``keep_results`` computes all four for a new data version as soon as its snapshot is written (the
 app runs it in the background after every write), so the first page after an import, or after a
 server start, reads them instead of computing them. Two callers asking for the same result at once
 compute it once: the second waits for the first and reads what it kept.
@@ -113,6 +114,21 @@ def daily_throughput(
     )
 
 
+def unattributed_events(
+    folder: Path, frames: measures.Frames, cost: CostSettings, links: Callable[[], measures.CostLinks]
+) -> pl.DataFrame:
+    """The resolved events no rule under ``cost`` reaches (``core.measures.unattributed_events``), kept.
+
+    ``links`` gives the cost links; they are only asked for when the events are not kept yet.
+    """
+    return remembered(
+        folder,
+        "unattributed_events",
+        settings.fingerprint(cost),
+        lambda: measures.unattributed_events(frames, links(), cost),
+    )
+
+
 def keep_results(store: Store) -> None:
     """Compute and keep the stage-1 results of the store's current data version under its cost settings."""
     snapshot = store.snapshot()
@@ -121,6 +137,7 @@ def keep_results(store: Store) -> None:
     verdicts = judged(snapshot.folder, frames, measures.as_of(frames))
     rollup = cost_rollup(snapshot.folder, frames, cost)
     daily_throughput(snapshot.folder, frames, lambda: verdicts, lambda: rollup, cost)
+    unattributed_events(snapshot.folder, frames, cost, lambda: measures.cost_links(frames))
 
 
 def keep_results_in_background(store: Store) -> threading.Thread:

@@ -7,6 +7,7 @@ the same numbers everywhere. Everything here is pure: frames in, frames out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -80,6 +81,79 @@ def cost_rollup(frames: Frames, settings: CostSettings) -> pl.LazyFrame:
         frames["people"],
         settings,
     )
+
+
+@dataclass(frozen=True)
+class CostLinks:
+    """What resolving single cost events looks up: PR and work-item links, split groups, branch keys.
+
+    ``pr_links`` keeps each PR's ``link`` text (the path a line names); ``activity`` is the person,
+    repository and team activity that splits share by (``core.costs.feature_activity``).
+    """
+
+    pr_links: pl.DataFrame
+    work_item_links: pl.DataFrame
+    activity: pl.DataFrame
+    branch_items: pl.DataFrame
+
+
+def cost_links(frames: Frames) -> CostLinks:
+    """The links and split groups of the workspace's cost events (``CostLinks``)."""
+    pr_links = costs.pull_request_features(frames["pull_requests"], frames["work_items"], frames["features"])
+    pr_links = pr_links.collect()
+    reviews = costs.review_counts(frames["cost_events"])
+    activity, items, branches = pl.collect_all(
+        [
+            costs.feature_activity(pr_links.lazy().drop("link"), reviews).drop("link"),
+            costs.work_item_features(frames["work_items"], frames["features"]),
+            costs.branch_work_items(frames["cost_events"]),
+        ]
+    )
+    return CostLinks(pr_links=pr_links, work_item_links=items, activity=activity, branch_items=branches)
+
+
+def resolved_cost_events(
+    events: pl.LazyFrame, frames: Frames, links: CostLinks, settings: CostSettings
+) -> pl.LazyFrame:
+    """``events`` (some of the cost events) priced and resolved to their rule, as attribution resolves each."""
+    priced = costs.price_cost_events(events, frames["people"], settings)
+    return costs.resolve_cost_events(
+        priced,
+        links.pr_links.lazy(),
+        links.work_item_links.lazy(),
+        links.activity.lazy(),
+        frames["features"],
+        settings,
+    )
+
+
+def unattributed_events(frames: Frames, links: CostLinks, settings: CostSettings) -> pl.DataFrame:
+    """The cost events no enabled rule reaches, resolved (``core.costs.unreached_cost_events``)."""
+    unreached = costs.unreached_cost_events(
+        frames["cost_events"],
+        links.pr_links.lazy(),
+        links.work_item_links.lazy(),
+        links.activity.lazy(),
+        frames["features"],
+        settings,
+    )
+    return resolved_cost_events(unreached, frames, links, settings).collect()
+
+
+def feature_cost_lines(frames: Frames, links: CostLinks, feature_id: str, settings: CostSettings) -> pl.DataFrame:
+    """Every described cost line of one feature, resolved from its candidate events only."""
+    candidates = costs.feature_candidate_events(
+        frames["cost_events"],
+        links.pr_links.lazy(),
+        links.work_item_links.lazy(),
+        links.activity.lazy(),
+        links.branch_items.lazy(),
+        feature_id,
+    )
+    resolved = resolved_cost_events(candidates, frames, links, settings)
+    return costs.feature_cost_lines(
+        resolved, links.activity.lazy(), frames["features"], links.pr_links.lazy(), feature_id, settings
+    ).collect()
 
 
 def feature_costs(lines: pl.LazyFrame) -> pl.LazyFrame:

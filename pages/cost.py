@@ -35,7 +35,6 @@ page_header(
 )
 
 current = measures.cost_settings(data)
-done = measures.cost_attribution(data)
 features = data["features"]
 money = current.currency
 rollup = access.restrict(me, measures.cost_rollup(data).lazy(), level="outcome")
@@ -383,7 +382,7 @@ html_col.download_button(
 # --- Activity-level contrast ------------------------------------------------------------------------------------
 
 contrast = access.restrict(
-    me, costs.activity_contrast(rollup, done.pr_links.lazy(), features), level="activity"
+    me, costs.activity_contrast(rollup, measures.cost_links(data).pr_links.lazy(), features), level="activity"
 ).collect()
 wanted = contrast.filter(pl.col("team_id") == (ALL if team is None else team))
 contrast = wanted if wanted.height or team is not None else contrast

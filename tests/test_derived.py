@@ -125,10 +125,14 @@ def test_a_write_keeps_the_new_versions_results_before_any_page_asks(sqlite_work
 
     folder = store.snapshot_folder(version)
     names = sorted(p.name.split("-")[0] for p in (folder / derived.FOLDER).glob("*.parquet"))
-    assert names == ["cost_rollup", "daily_throughput", "judged"]
+    assert names == ["cost_rollup", "daily_throughput", "judged", "unattributed_events"]
     frames = store.snapshot().frames()
     expected = measures.cost_rollup(frames, CostSettings()).collect()
     keys = ["occurred_at", "source", "rule", "feature_id", "team_id"]
     kept_rollup = pl.read_parquet(derived.path_of(folder, "cost_rollup", settings.fingerprint(CostSettings())))
     assert_frame_equal(kept_rollup.sort(keys, nulls_last=True), expected.sort(keys, nulls_last=True), rel_tol=1e-9)
+    kept_events = pl.read_parquet(derived.path_of(folder, "unattributed_events", settings.fingerprint(CostSettings())))
+    unattributed = measures.cost_lines(frames, CostSettings()).filter(pl.col("rule") == "unattributed").collect()
+    assert kept_events.height > 0
+    assert sorted(kept_events["event_id"]) == sorted(unattributed["event_id"])
     store.engine.dispose()

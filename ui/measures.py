@@ -8,7 +8,6 @@ never a frame.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -326,26 +325,9 @@ def _explore_choices(
 # --- Cost per feature (pages/cost.py) --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CostAttribution:
-    """What the cost drill-downs share: PR links, work-item links, split groups, and the unattributed events.
-
-    The money per feature, source and quarter is the kept roll-up (``cost_rollup``), not rebuilt
-    from these. ``unattributed`` holds only the events no enabled rule reaches, resolved; a
-    feature's lines are resolved from its candidate events when it is opened.
-    """
-
-    pr_links: pl.DataFrame
-    work_item_links: pl.DataFrame
-    activity: pl.DataFrame
-    branch_items: pl.DataFrame
-    unattributed: pl.DataFrame
-
-
-def cost_attribution(data: PageData) -> CostAttribution:
-    """The links and split groups behind the cost lines, and the events no rule reached."""
-    current = settings.fingerprint(cost_settings(data))
-    return _cost_attribution(data.store.workspace.home.as_posix(), data.version, current)
+def cost_links(data: PageData) -> measures.CostLinks:
+    """The PR and work-item links and split groups behind single cost lines (``core.measures.cost_links``)."""
+    return _cost_links(data.store.workspace.home.as_posix(), data.version)
 
 
 def feature_cost_lines(data: PageData, feature_id: str) -> pl.DataFrame:
@@ -360,75 +342,25 @@ def unattributed_cost_lines(data: PageData, generic: bool) -> pl.DataFrame:
     return _unattributed_lines(data.store.workspace.home.as_posix(), data.version, current, generic)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Finding the costs no rule reaches ...")
-def _cost_attribution(home: str, version: int, fingerprint: str) -> CostAttribution:
-    chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
-    frames = _frames(home, version)
-    features = frames["features"]
-    pr_links = costs.pull_request_features(frames["pull_requests"], frames["work_items"], features).collect()
-    items = costs.work_item_features(frames["work_items"], features).collect()
-    activity = (
-        costs.feature_activity(pr_links.lazy().drop("link"), costs.review_counts(frames["cost_events"]))
-        .drop("link")
-        .collect()
-    )
-    unreached = costs.unreached_cost_events(
-        frames["cost_events"], pr_links.lazy(), items.lazy(), activity.lazy(), features, chosen
-    )
-    unattributed, branch_items = pl.collect_all(
-        [
-            _resolved(unreached, frames, pr_links, items, activity, chosen),
-            costs.branch_work_items(frames["cost_events"]),
-        ]
-    )
-    return CostAttribution(
-        pr_links=pr_links,
-        work_item_links=items,
-        activity=activity,
-        branch_items=branch_items,
-        unattributed=unattributed,
-    )
-
-
-def _resolved(
-    events: pl.LazyFrame,
-    frames: dict[str, pl.LazyFrame],
-    pr_links: pl.DataFrame,
-    items: pl.DataFrame,
-    activity: pl.DataFrame,
-    chosen: CostSettings,
-) -> pl.LazyFrame:
-    """``events`` priced and resolved to their rule, as the cost engine does for every event."""
-    priced = costs.price_cost_events(events, frames["people"], chosen)
-    return costs.resolve_cost_events(priced, pr_links.lazy(), items.lazy(), activity.lazy(), frames["features"], chosen)
+@st.cache_resource(max_entries=4, show_spinner="Linking PRs, work items and activity to features ...")
+def _cost_links(home: str, version: int) -> measures.CostLinks:
+    return measures.cost_links(_frames(home, version))
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
 def _feature_cost_lines(home: str, version: int, fingerprint: str, feature_id: str) -> pl.DataFrame:
     chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
-    done = _cost_attribution(home, version, fingerprint)
-    frames = _frames(home, version)
-    candidates = costs.feature_candidate_events(
-        frames["cost_events"],
-        done.pr_links.lazy(),
-        done.work_item_links.lazy(),
-        done.activity.lazy(),
-        done.branch_items.lazy(),
-        feature_id,
-    )
-    resolved = _resolved(candidates, frames, done.pr_links, done.work_item_links, done.activity, chosen)
-    return costs.feature_cost_lines(
-        resolved, done.activity.lazy(), frames["features"], done.pr_links.lazy(), feature_id, chosen
-    ).collect()
+    return measures.feature_cost_lines(_frames(home, version), _cost_links(home, version), feature_id, chosen)
 
 
 @st.cache_data(ttl=3600, max_entries=16, show_spinner=False)
 def _unattributed_lines(home: str, version: int, fingerprint: str, generic: bool) -> pl.DataFrame:
     chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
-    done = _cost_attribution(home, version, fingerprint)
-    return costs.unattributed_cost_lines(
-        done.unattributed.lazy(), done.pr_links.lazy(), chosen, generic=generic
-    ).collect()
+    events = derived.unattributed_events(
+        _snapshot_folder(version), _frames(home, version), chosen, lambda: _cost_links(home, version)
+    )
+    pr_links = _cost_links(home, version).pr_links
+    return costs.unattributed_cost_lines(events.lazy(), pr_links.lazy(), chosen, generic=generic).collect()
 
 
 def flag_settings(data: PageData) -> FlagSettings:
