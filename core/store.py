@@ -579,11 +579,15 @@ def _read_sql(
 
 
 def _connectorx_uri(engine: Engine) -> str | None:
+    """The ConnectorX address of the workspace database, or None to read through SQLAlchemy.
+
+    Never for SQLite: ConnectorX carries its own copy of the SQLite library, and two copies in one
+    process corrupt each other's file locks (closing one copy's handle drops the POSIX locks the
+    other holds), so a read in one thread could break another thread's open write transaction
+    ("disk I/O error" on commit, at worst a damaged file). SQLite is read by Python's ``sqlite3``.
+    """
     url = engine.url
-    backend = url.get_backend_name()
-    if backend == "sqlite" and url.database and url.database != ":memory:":
-        return f"sqlite://{Path(url.database).resolve()}"
-    if backend == "postgresql":
+    if url.get_backend_name() == "postgresql":
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
     return None
 
