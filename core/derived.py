@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from core.store import Store
 
 FOLDER = "derived"
+KEEPER_THREAD = "throughline-keep-results"
+"""The name of the thread ``keep_results_in_background`` starts."""
 _log = logging.getLogger(__name__)
 _guard = threading.Lock()
 _locks: dict[Path, threading.Lock] = {}
@@ -149,6 +151,6 @@ def keep_results_in_background(store: Store) -> threading.Thread:
         except Exception:  # a page recomputes what this could not keep; the app must not die of it
             _log.exception("keeping the results of data version %s failed", store.data_version())
 
-    thread = threading.Thread(target=run, name="throughline-keep-results", daemon=True)
+    thread = threading.Thread(target=run, name=KEEPER_THREAD, daemon=True)
     thread.start()
     return thread
