@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -1150,17 +1150,17 @@ def rollup_cost_groups(
     placed: list[pl.LazyFrame] = []
     pending: pl.LazyFrame | None = None
     earlier = pl.lit(False)
-    for rule, has_key, look_up in _explicit_stages(on, pr_links, work_item_links, features):
-        own = rows.filter(has_key & ~earlier)
-        candidates = look_up(own if pending is None else pl.concat([own, pending])).cache()
+    for rule in _explicit_rules(on, pr_links, work_item_links, features):
+        own = rows.filter(rule.has_key & ~earlier)
+        candidates = rule.look_up(own if pending is None else pl.concat([own, pending])).cache()
         placed.append(
             candidates.filter(found.is_not_null())
             .group_by("occurred_at", "source", found.alias("feature_id"), "__fallback_team")
             .agg(*_ROLLUP_SUMS)
-            .with_columns(pl.lit(rule).alias("rule"))
+            .with_columns(pl.lit(rule.name).alias("rule"))
         )
         pending = candidates.filter(found.is_null()).drop("__found")
-        earlier = earlier | has_key
+        earlier = earlier | rule.has_key
     rest = rows.filter(~earlier)
     placed.append(_split_rollup(rest if pending is None else pl.concat([rest, pending]), activity, on))
     teams = features.select("feature_id", pl.col("team_id").alias("__feature_team"))
@@ -1189,45 +1189,81 @@ _ROLLUP_SUMS = (
 )
 """What a stage of ``rollup_cost_groups`` sums of the groups it placed."""
 
-_LookUp = Callable[[pl.LazyFrame], pl.LazyFrame]
 
+@dataclass(frozen=True)
+class _ExplicitRule:
+    """An explicit rule: its name, whether an event carries a key it reads, and its lookups in order.
 
-def _explicit_stages(
-    on: set[str], pr_links: pl.LazyFrame, work_item_links: pl.LazyFrame, features: pl.LazyFrame
-) -> list[tuple[str, pl.Expr, _LookUp]]:
-    """The enabled explicit rules in order of trust: name, the key it reads, and its lookup.
-
-    A lookup adds ``__found``, the feature the rule reaches (null when it reaches none).
+    Each lookup is a key column and a table of that key with ``__found``, the feature it
+    reaches. The work-item rule reads the event's key, then the first key in its branch
+    (``__branch_key``, added by ``look_up`` and ``take_reached``).
     """
-    stages: list[tuple[str, pl.Expr, _LookUp]] = []
+
+    name: str
+    has_key: pl.Expr
+    lookups: tuple[tuple[str, pl.LazyFrame], ...]
+
+    def look_up(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """``frame`` with ``__found``: the feature the rule reaches (null when it reaches none)."""
+        found = [f"__found_{i}" for i in range(len(self.lookups))]
+        for (key, table), name in zip(self.lookups, found, strict=True):
+            frame = _with_branch_key(frame, key).join(table.rename({"__found": name}), on=key, how="left")
+        return frame.with_columns(pl.coalesce(found).alias("__found")).drop(*found, "__branch_key", strict=False)
+
+    def take_reached(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """``frame`` without the rows the rule reaches (anti-joins: nothing is gathered for them)."""
+        for key, table in self.lookups:
+            frame = _with_branch_key(frame, key).join(table.select(key), on=key, how="anti")
+        return frame.drop("__branch_key", strict=False)
+
+
+def _with_branch_key(frame: pl.LazyFrame, key: str) -> pl.LazyFrame:
+    if key != "__branch_key":
+        return frame
+    return frame.with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("__branch_key"))
+
+
+def _explicit_rules(
+    on: set[str], pr_links: pl.LazyFrame, work_item_links: pl.LazyFrame, features: pl.LazyFrame
+) -> list[_ExplicitRule]:
+    """The enabled explicit rules in order of trust, with the lookups ``_resolve`` makes for each event."""
+    rules: list[_ExplicitRule] = []
     if "direct" in on:
         known = features.select("feature_id", pl.col("feature_id").alias("__found"))
-        stages.append(
-            ("direct", pl.col("feature_id").is_not_null(), lambda g: g.join(known, on="feature_id", how="left"))
-        )
+        rules.append(_ExplicitRule("direct", pl.col("feature_id").is_not_null(), (("feature_id", known),)))
     if "pull_request" in on:
         linked = pr_links.filter(pl.col("feature_id").is_not_null()).select(
             "pr_id", pl.col("feature_id").alias("__found")
         )
-        stages.append(("pull_request", pl.col("pr_id").is_not_null(), lambda g: g.join(linked, on="pr_id", how="left")))
+        rules.append(_ExplicitRule("pull_request", pl.col("pr_id").is_not_null(), (("pr_id", linked),)))
     if "work_item" in on:
         items = work_item_links.filter(pl.col("feature_id").is_not_null()).select(
-            "work_item_key", pl.col("feature_id").alias("__item_feature")
+            "work_item_key", pl.col("feature_id").alias("__found")
         )
-        by_branch = items.rename({"work_item_key": "__branch_key", "__item_feature": "__branch_feature"})
-
-        def via_work_item(groups: pl.LazyFrame) -> pl.LazyFrame:
-            return (
-                groups.with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("__branch_key"))
-                .join(items, on="work_item_key", how="left")
-                .join(by_branch, on="__branch_key", how="left")
-                .with_columns(pl.coalesce("__item_feature", "__branch_feature").alias("__found"))
-                .drop("__branch_key", "__item_feature", "__branch_feature")
-            )
-
+        by_branch = items.rename({"work_item_key": "__branch_key"})
         has_key = pl.col("work_item_key").is_not_null() | pl.col("branch").is_not_null()
-        stages.append(("work_item", has_key, via_work_item))
-    return stages
+        rules.append(_ExplicitRule("work_item", has_key, (("work_item_key", items), ("__branch_key", by_branch))))
+    return rules
+
+
+def _active_weeks(activity: pl.LazyFrame, on: set[str]) -> list[tuple[str, str, str, pl.LazyFrame]]:
+    """The enabled splits in order: kind, the column naming the key, the rule, and its active (key, week) pairs.
+
+    Each table holds the key under the event's column name, ``week`` and ``__<kind>_active``.
+    """
+    totals = activity.select("kind", "key", "week").unique()
+    return [
+        (
+            kind,
+            column,
+            rule,
+            totals.filter(pl.col("kind") == kind).select(
+                pl.col("key").alias(column), "week", pl.lit(True).alias(f"__{kind}_active")
+            ),
+        )
+        for kind, column, rule in _SPLITS
+        if rule in on
+    ]
 
 
 def _split_rollup(groups: pl.LazyFrame, activity: pl.LazyFrame, on: set[str]) -> pl.LazyFrame:
@@ -1236,18 +1272,11 @@ def _split_rollup(groups: pl.LazyFrame, activity: pl.LazyFrame, on: set[str]) ->
     Summed per quarter, source, split group (kind, key, week) and fallback team before the
     split, then shared over the group's features (``weight / total``).
     """
-    totals = activity.select("kind", "key", "week").unique()
     split, split_key = pl.lit(None, pl.String), pl.lit(None, pl.String)
-    splits = [(kind, column, rule) for kind, column, rule in _SPLITS if rule in on]
-    for kind, column, _ in splits:
-        groups = groups.join(
-            totals.filter(pl.col("kind") == kind).select(
-                pl.col("key").alias(column), "week", pl.lit(True).alias(f"__{kind}_active")
-            ),
-            on=[column, "week"],
-            how="left",
-        )
-    for kind, column, _ in reversed(splits):
+    splits = _active_weeks(activity, on)
+    for _, column, _, weeks in splits:
+        groups = groups.join(weeks, on=[column, "week"], how="left")
+    for kind, column, _, _ in reversed(splits):
         active = pl.col(f"__{kind}_active").is_not_null()
         split = pl.when(active).then(pl.lit(kind)).otherwise(split)
         split_key = pl.when(active).then(pl.col(column)).otherwise(split_key)
@@ -1267,7 +1296,7 @@ def _split_rollup(groups: pl.LazyFrame, activity: pl.LazyFrame, on: set[str]) ->
         (pl.col("weight") / pl.col("total")).alias("__share"),
     )
     is_split, share = pl.col("split").is_not_null(), pl.col("__share")
-    rule_of = {kind: rule for kind, _, rule in splits}
+    rule_of = {kind: rule for kind, _, rule, _ in splits}
     return (
         summed.join(shares, on=["split", "split_key", "week"], how="left")
         .filter(~is_split | share.is_not_null())
@@ -1316,26 +1345,12 @@ def unreached_cost_events(
     Same columns as ``cost_events``.
     """
     on = set(settings.rules)
-    items = work_item_links.filter(pl.col("feature_id").is_not_null()).select("work_item_key")
     rest = cost_events
-    if "direct" in on:
-        rest = rest.join(features.select("feature_id"), on="feature_id", how="anti")
-    if "pull_request" in on:
-        linked = pr_links.filter(pl.col("feature_id").is_not_null()).select("pr_id")
-        rest = rest.join(linked, on="pr_id", how="anti")
-    if "work_item" in on:
-        rest = (
-            rest.join(items, on="work_item_key", how="anti")
-            .with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("__branch_key"))
-            .join(items.rename({"work_item_key": "__branch_key"}), on="__branch_key", how="anti")
-            .drop("__branch_key")
-        )
-    week = pl.col("occurred_at").dt.truncate("1w").dt.date().alias("__week")
-    weeks = activity.select("kind", "key", pl.col("week").alias("__week")).unique()
-    for kind, column, rule in _SPLITS:
-        if rule in on:
-            active = weeks.filter(pl.col("kind") == kind).select(pl.col("key").alias(column), "__week")
-            rest = rest.with_columns(week).join(active, on=[column, "__week"], how="anti").drop("__week")
+    for rule in _explicit_rules(on, pr_links, work_item_links, features):
+        rest = rule.take_reached(rest)
+    week = pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week")
+    for _, column, _, weeks in _active_weeks(activity, on):
+        rest = rest.with_columns(week).join(weeks.select(column, "week"), on=[column, "week"], how="anti").drop("week")
     return rest
 
 
