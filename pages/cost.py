@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from functools import partial
 
 import plotly.express as px
 import plotly.graph_objects as go
@@ -10,10 +11,11 @@ import polars as pl
 import streamlit as st
 
 from core import access, costs, settings
+from core.access import Viewer
 from core.costs import ALL, RULE_LABELS, RULES, CostSettings
 from core.export import quarterly_trend_html, to_safe_csv
 from ui import measures
-from ui.data import page_data
+from ui.data import PageData, page_data
 from ui.widgets import page_header, table, team_labels
 
 PAGE = "cost"
@@ -25,6 +27,121 @@ SOURCE_LABELS = {
     "other": "Other",
 }
 
+
+# What a rerun would otherwise rebuild: the quarterly trend with its significance tests, kept per data
+# version, settings and viewer, and the figures, kept per series (plotly validates every property it is
+# given, which costs more than the rest of a rerun; st.plotly_chart only reads them).
+@st.cache_resource(max_entries=16, show_spinner=False)
+def quarterly_trend(
+    _data: PageData, home: str, version: int, fingerprint: str, viewer: Viewer
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The viewer's quarter-over-quarter cost per delivered feature and each series' trend verdict."""
+    visible = access.restrict(viewer, measures.cost_rollup(_data).lazy(), level="outcome")
+    trend = access.restrict(viewer, costs.quarterly_cost_trend(visible, _data["features"]), level="outcome").collect()
+    return trend, costs.trend_verdicts(trend)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def period_costs(
+    _data: PageData, home: str, version: int, fingerprint: str, viewer: Viewer, period_label: str, team: str | None
+) -> tuple[dict[str, object], pl.DataFrame, pl.DataFrame]:
+    """The period's summary, each feature's cost and the money per source, as the viewer may see them.
+
+    Kept like the trend: the same frames on every rerun also keep the figures built from them.
+    """
+    period = costs.parse_period(period_label)
+    visible = access.restrict(viewer, measures.cost_rollup(_data).lazy(), level="outcome")
+    scoped = visible if team is None else visible.filter(pl.col("team_id") == team)
+    features = _data["features"]
+    team_features = features if team is None else features.filter(pl.col("team_id") == team)
+    summary = costs.cost_summary(scoped, team_features, period, measures.cost_settings(_data)).collect()
+    per_feature = access.restrict(viewer, costs.cost_per_feature(scoped, team_features, period), level="outcome")
+    by_source = (
+        costs.cost_by_source(scoped, period)
+        .with_columns(pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source")).alias("label"))
+        .collect()
+    )
+    return summary.row(0, named=True), per_feature.collect(), by_source
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def source_figure(by_source: pl.DataFrame, money: str) -> go.Figure:
+    """The period's money per source, attributed or not (stacked bars)."""
+    return go.Figure(
+        [
+            go.Bar(
+                x=by_source["label"].to_list(),
+                y=by_source[column].to_list(),
+                name=name,
+                hovertemplate="%{x}: %{y:,.0f} " + money + " " + name + " (cost events in the period)<extra></extra>",
+            )
+            for column, name in (("attributed", "attributed"), ("unattributed", "unattributed"))
+        ],
+        layout={"barmode": "stack", "yaxis_title": money, "height": 340, "margin": {"t": 30}},
+    )
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def distribution_figure(delivered: pl.DataFrame, money: str) -> go.Figure:
+    """Each delivered feature's cost: a histogram with a box of its quartiles above."""
+    histogram = px.histogram(
+        delivered.to_pandas(),
+        x="cost",
+        nbins=30,
+        marginal="box",
+        hover_data=["feature_id", "name"],
+        labels={"cost": f"cost per delivered feature ({money})"},
+    )
+    histogram.update_layout(height=340, margin={"t": 30}, yaxis_title="features")
+    return histogram
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def team_trend_figure(by_team: pl.DataFrame, money: str, team_names: dict[str, str]) -> go.Figure:
+    """Cost per delivered feature per quarter, one line per team and one for all teams."""
+    return go.Figure(
+        [
+            go.Scatter(
+                x=rows["quarter"].to_list(),
+                y=rows["cost_per_delivered_feature"].to_list(),
+                customdata=rows.select("delivered_features", "cost", "pct_change").rows(),
+                name="all teams" if name == ALL else team_names.get(name, name),
+                mode="lines+markers",
+                hovertemplate="%{x}: %{y:,.0f} "
+                + money
+                + " per delivered feature<br>%{customdata[1]:,.0f} attributed to %{customdata[0]} features delivered"
+                "<br>%{customdata[2]:+.1f}% on the quarter before<extra>%{fullData.name}</extra>",
+            )
+            for (name,), rows in by_team.group_by(["team_id"], maintain_order=True)
+        ],
+        layout={"yaxis_title": f"{money} per delivered feature", "height": 380, "margin": {"t": 30}},
+    )
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def source_trend_figure(source_trend: pl.DataFrame, money: str) -> go.Figure:
+    """Cost per delivered feature per quarter, stacked by source."""
+    return go.Figure(
+        [
+            go.Bar(
+                x=rows["quarter"].to_list(),
+                y=rows["cost_per_delivered_feature"].to_list(),
+                name=SOURCE_LABELS.get(str(source), str(source)),
+                hovertemplate="%{x}: %{y:,.0f} "
+                + money
+                + " per delivered feature from %{fullData.name}<extra></extra>",
+            )
+            for (source,), rows in source_trend.group_by(["source"], maintain_order=True)
+        ],
+        layout={
+            "barmode": "stack",
+            "yaxis_title": f"{money} per delivered feature",
+            "height": 380,
+            "margin": {"t": 30},
+        },
+    )
+
+
 data = page_data()
 me = data.viewer
 page_header(
@@ -35,6 +152,7 @@ page_header(
 )
 
 current = measures.cost_settings(data)
+fingerprint = settings.fingerprint(current)
 features = data["features"]
 money = current.currency
 rollup = access.restrict(me, measures.cost_rollup(data).lazy(), level="outcome")
@@ -63,11 +181,9 @@ team = right.selectbox(
     key=f"{PAGE}.team",
 )
 period = costs.parse_period(period_label)
-scoped = rollup if team is None else rollup.filter(pl.col("team_id") == team)
-team_features = features if team is None else features.filter(pl.col("team_id") == team)
-
-summary = costs.cost_summary(scoped, team_features, period, current).collect().row(0, named=True)
-per_feature = access.restrict(me, costs.cost_per_feature(scoped, team_features, period), level="outcome").collect()
+summary, per_feature, by_source = period_costs(
+    data, data.store.workspace.home.as_posix(), data.version, fingerprint, me, period_label, team
+)
 
 
 def amount(value: float | None) -> str:
@@ -127,43 +243,17 @@ with st.expander("Rates used to turn quantities into money"):
         "each person's loaded hourly cost from People. An amount given on the event is used as it is."
     )
 
-by_source = (
-    costs.cost_by_source(scoped, period)
-    .with_columns(pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source")).alias("label"))
-    .collect()
-)
-source_chart = go.Figure(
-    [
-        go.Bar(
-            x=by_source["label"].to_list(),
-            y=by_source[column].to_list(),
-            name=name,
-            hovertemplate="%{x}: %{y:,.0f} " + money + " " + name + " (cost events in the period)<extra></extra>",
-        )
-        for column, name in (("attributed", "attributed"), ("unattributed", "unattributed"))
-    ],
-    layout={"barmode": "stack", "yaxis_title": money, "height": 340, "margin": {"t": 30}},
-)
 chart_left, chart_right = st.columns(2)
 with chart_left:
     st.markdown("**Where the money came from**")
-    st.plotly_chart(source_chart, key=f"{PAGE}.by_source")
+    st.plotly_chart(source_figure(by_source, money), key=f"{PAGE}.by_source")
     st.caption("Money of the period's cost events per source, attributed to a feature or not.")
 
 delivered = per_feature.filter(pl.col("delivered"))
 with chart_right:
     st.markdown("**Cost per delivered feature**")
     if delivered.height:
-        histogram = px.histogram(
-            delivered.to_pandas(),
-            x="cost",
-            nbins=30,
-            marginal="box",
-            hover_data=["feature_id", "name"],
-            labels={"cost": f"cost per delivered feature ({money})"},
-        )
-        histogram.update_layout(height=340, margin={"t": 30}, yaxis_title="features")
-        st.plotly_chart(histogram, key=f"{PAGE}.distribution")
+        st.plotly_chart(distribution_figure(delivered, money), key=f"{PAGE}.distribution")
         st.caption("Each delivered feature's total attributed cost; the box marks the median and quartiles.")
     else:
         st.info("No feature was delivered in this period.")
@@ -306,8 +396,7 @@ else:
 # --- Quarter over quarter ---------------------------------------------------------------------------------------
 
 st.subheader("Quarter over quarter")
-trend = access.restrict(me, costs.quarterly_cost_trend(rollup, features), level="outcome").collect()
-verdicts = costs.trend_verdicts(trend)
+trend, verdicts = quarterly_trend(data, data.store.workspace.home.as_posix(), data.version, fingerprint, me)
 trend_team = ALL if team is None else team
 overall = trend.filter((pl.col("team_id") == trend_team) & (pl.col("source") == ALL)).sort("quarter_start")
 verdict = verdicts.filter((pl.col("team_id") == trend_team) & (pl.col("source") == ALL))
@@ -317,43 +406,14 @@ if verdict.height:
     st.markdown(f"Cost per delivered feature is **{v['verdict']}** over {v['quarters']} quarters{change}.")
     st.caption(f"Method: {v['method']}")
 by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
-trend_chart = go.Figure(
-    [
-        go.Scatter(
-            x=rows["quarter"].to_list(),
-            y=rows["cost_per_delivered_feature"].to_list(),
-            customdata=rows.select("delivered_features", "cost", "pct_change").rows(),
-            name="all teams" if name == ALL else team_names.get(name, name),
-            mode="lines+markers",
-            hovertemplate="%{x}: %{y:,.0f} "
-            + money
-            + " per delivered feature<br>%{customdata[1]:,.0f} attributed to %{customdata[0]} features delivered"
-            "<br>%{customdata[2]:+.1f}% on the quarter before<extra>%{fullData.name}</extra>",
-        )
-        for (name,), rows in by_team.group_by(["team_id"], maintain_order=True)
-    ],
-    layout={"yaxis_title": f"{money} per delivered feature", "height": 380, "margin": {"t": 30}},
-)
 source_trend = trend.filter((pl.col("team_id") == trend_team) & (pl.col("source") != ALL)).sort("quarter_start")
-source_trend_chart = go.Figure(
-    [
-        go.Bar(
-            x=rows["quarter"].to_list(),
-            y=rows["cost_per_delivered_feature"].to_list(),
-            name=SOURCE_LABELS.get(str(source), str(source)),
-            hovertemplate="%{x}: %{y:,.0f} " + money + " per delivered feature from %{fullData.name}<extra></extra>",
-        )
-        for (source,), rows in source_trend.group_by(["source"], maintain_order=True)
-    ],
-    layout={"barmode": "stack", "yaxis_title": f"{money} per delivered feature", "height": 380, "margin": {"t": 30}},
-)
 trend_left, trend_right = st.columns(2)
 with trend_left:
     st.markdown("**By team (all sources)**")
-    st.plotly_chart(trend_chart, key=f"{PAGE}.trend_teams")
+    st.plotly_chart(team_trend_figure(by_team, money, team_names), key=f"{PAGE}.trend_teams")
 with trend_right:
     st.markdown(f"**By source ({'all teams' if team is None else team_names.get(team, team)})**")
-    st.plotly_chart(source_trend_chart, key=f"{PAGE}.trend_sources")
+    st.plotly_chart(source_trend_figure(source_trend, money), key=f"{PAGE}.trend_sources")
 st.caption(
     "A feature counts in the quarter it was delivered, with every cost attributed to it up to that quarter's end."
 )
@@ -366,14 +426,14 @@ table(
 csv_col, html_col = st.columns(2)
 csv_col.download_button(
     "Download trend (CSV)",
-    to_safe_csv(trend.sort("team_id", "source", "quarter_start")),
+    partial(to_safe_csv, trend.sort("team_id", "source", "quarter_start")),  # built on the click
     file_name="cost-per-feature-trend.csv",
     mime="text/csv",
     key=f"{PAGE}.download_csv",
 )
 html_col.download_button(
     "Download report (HTML)",
-    quarterly_trend_html(trend, verdicts, currency=money, rules_on=current.rules_on),
+    partial(quarterly_trend_html, trend, verdicts, currency=money, rules_on=current.rules_on),
     file_name="cost-per-feature-trend.html",
     mime="text/html",
     key=f"{PAGE}.download_html",

@@ -112,16 +112,19 @@ def measure_cards() -> None:
                 st.caption(f"Over {row['sample_size']:,} {SAMPLES[measure]}.")
 
 
-def trend_figure(trend: pl.DataFrame) -> go.Figure:
+# Figures are built once per series and kept: plotly validates every property it is given, which costs
+# more than the rest of a rerun. st.plotly_chart only reads them.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity: bool) -> go.Figure:
     """Each measure per week or month in its own panel, with the elite boundary dotted."""
     figure = make_subplots(rows=2, cols=2, subplot_titles=[TITLES[m] for m in MEASURES], vertical_spacing=0.16)
     for index, measure in enumerate(MEASURES):
         part = trend.filter(pl.col("measure") == measure)
         scale, unit, shown = {
             "deployment_frequency": (1, "deployment days", "%{y:.0f} deployment days"),
-            "lead_time_for_changes": (1 / 60, "hours", f"{chosen.statistic} %{{y:.1f}} h"),
+            "lead_time_for_changes": (1 / 60, "hours", f"{statistic} %{{y:.1f}} h"),
             "change_failure_rate": (100, "%", "%{y:.1f}% of deployments failed"),
-            "failed_deployment_recovery_time": (1 / 60, "hours", f"{chosen.statistic} %{{y:.1f}} h to recover"),
+            "failed_deployment_recovery_time": (1 / 60, "hours", f"{statistic} %{{y:.1f}} h to recover"),
         }[measure]
         sizes = part["sample_size"].to_list()
         figure.add_scatter(
@@ -157,7 +160,8 @@ def trend_figure(trend: pl.DataFrame) -> go.Figure:
     return figure
 
 
-def breakdown_figure(overall: pl.DataFrame, features: pl.DataFrame) -> go.Figure:
+@st.cache_resource(max_entries=64, show_spinner=False)
+def breakdown_figure(overall: pl.DataFrame, features: pl.DataFrame, statistic: str) -> go.Figure:
     """Stacked horizontal bars of the cycle-time parts, in hours: all PRs in view, then each recent feature."""
     labels = [
         "All PRs in view",
@@ -172,14 +176,14 @@ def breakdown_figure(overall: pl.DataFrame, features: pl.DataFrame) -> go.Figure
             orientation="h",
             name=name,
             marker_color=colour,
-            hovertemplate=f"%{{y}}<br>{name} ({span}): {chosen.statistic} %{{x:.1f}} h<extra></extra>",
+            hovertemplate=f"%{{y}}<br>{name} ({span}): {statistic} %{{x:.1f}} h<extra></extra>",
         )
     figure.update_layout(
         barmode="stack",
         height=120 + 24 * len(labels),
         margin={"t": 10, "b": 10, "l": 10, "r": 10},
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
-        xaxis_title=f"{chosen.statistic} hours",
+        xaxis_title=f"{statistic} hours",
         yaxis={"autorange": "reversed"},
     )
     return figure
@@ -230,7 +234,7 @@ with st.expander("Definitions (median or mean, lead time start, incident link)")
 
 st.subheader("Trend")
 trend = measures.dora_trend(data, chosen, every, team_id, start, end)
-st.plotly_chart(trend_figure(trend), key=f"{PAGE}.trend")
+st.plotly_chart(trend_figure(trend, chosen.statistic, every, show_activity), key=f"{PAGE}.trend")
 st.caption(
     f"Per calendar {every}: deployment days in the {every}; the {chosen.statistic} lead time of PRs deployed in it; "
     f"the share of its deployments with an incident tied to them; the {chosen.statistic} recovery time of incidents "
@@ -250,7 +254,7 @@ features = access.restrict(
 ).collect()
 if not show_activity:
     overall, features = overall.drop("prs"), features.drop("prs")
-st.plotly_chart(breakdown_figure(overall, features.head(25)), key=f"{PAGE}.breakdown")
+st.plotly_chart(breakdown_figure(overall, features.head(25), chosen.statistic), key=f"{PAGE}.breakdown")
 st.caption(f"The {min(features.height, 25)} features whose last PR merged most recently in the range; all below.")
 minutes = {p: st.column_config.NumberColumn(f"{PARTS[p][0]} (min)", format="%,.0f") for p in PARTS}
 table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import plotly.graph_objects as go
 import polars as pl
@@ -10,7 +11,7 @@ import streamlit as st
 
 from core import explore
 from core.explore import Dataset, ExploreQuery, ExploreRefused
-from core.export import neutralise_formulas
+from core.export import to_safe_csv
 from ui import measures
 from ui.data import page_data
 from ui.widgets import page_header, table
@@ -262,7 +263,7 @@ else:
     table(result, key=f"{PAGE}.table", caption=how, **number_format)
 st.download_button(
     "Download CSV",
-    neutralise_formulas(result).write_csv(),
+    partial(to_safe_csv, result),  # built on the click, not on every rerun
     file_name=f"throughline-explore-{dataset.name}.csv",
     mime="text/csv",
     key=f"{PAGE}.download",

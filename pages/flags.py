@@ -58,8 +58,14 @@ def subject(flag: dict[str, object]) -> str:
 def chart(flag_id: str) -> go.Figure | None:
     """The flag's small chart: the measures it compared (left axis) beside the value they should move (right)."""
     rows = measures.flag_chart(data, flag_id)
-    if rows.is_empty():
-        return None
+    return None if rows.is_empty() else chart_figure(rows.sort("measure", "role", "period"))
+
+
+# A figure is built once per series and kept: plotly validates every property it is given, which costs
+# more than the rest of a rerun. st.plotly_chart only reads it.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def chart_figure(rows: pl.DataFrame) -> go.Figure:
+    """Each measure of ``rows`` as a line: activity solid on the left axis, value dotted on the right."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     drawn = {"activity": 0, "value": 0}
     for (measure, role), series in rows.sort("period").group_by(["measure", "role"], maintain_order=True):

@@ -9,8 +9,9 @@ import polars as pl
 import streamlit as st
 
 from core import access
+from core.access import Viewer
 from ui import measures
-from ui.data import page_data
+from ui.data import PageData, page_data
 from ui.widgets import page_header, table
 
 PAGE = "impact"
@@ -41,11 +42,7 @@ page_header(
     me,
 )
 
-features = data["features"].select("feature_id", pl.col("name").alias("feature_name"), "team_id")
-metric_names = access.restrict_metrics(me, data["metrics"]).select(
-    "metric_id", pl.col("name").alias("metric_name"), "unit"
-)
-relative = pl.col("change_kind") == "relative"
+RELATIVE = pl.col("change_kind") == "relative"
 
 
 def _amount(value: pl.Expr, signed: bool = True) -> pl.Expr:
@@ -54,30 +51,42 @@ def _amount(value: pl.Expr, signed: bool = True) -> pl.Expr:
     unit = pl.when(pl.col("unit").is_not_null()).then(pl.lit(" ") + pl.col("unit")).otherwise(pl.lit(""))
     as_percent = pl.format("{}{}%", sign, (value * 100).round_sig_figs(3))
     as_units = pl.format("{}{}{}", sign, value.round_sig_figs(3), unit)
-    return pl.when(value.is_null()).then(pl.lit(None, pl.String)).when(relative).then(as_percent).otherwise(as_units)
+    return pl.when(value.is_null()).then(pl.lit(None, pl.String)).when(RELATIVE).then(as_percent).otherwise(as_units)
 
 
-estimate = pl.when(relative).then(pl.col("estimate_rel")).otherwise(pl.col("estimate_abs"))
-low = pl.when(relative).then(pl.col("ci_low_rel")).otherwise(pl.col("ci_low_abs"))
-high = pl.when(relative).then(pl.col("ci_high_rel")).otherwise(pl.col("ci_high_abs"))
-verdicts = (
-    access.restrict(
-        me,
-        measures.judged(data).lazy().join(features, on="feature_id", how="left"),
-        level="outcome",
+# Kept per data version and viewer: formatting every verdict costs more than the rest of a rerun at
+# large-organisation scale, and the filters below only select from it.
+@st.cache_resource(max_entries=16, show_spinner=False)
+def verdict_rows(_data: PageData, home: str, version: int, viewer: Viewer) -> pl.DataFrame:
+    """Every delivered feature's verdict the viewer may see, with its feature, metric and formatted changes."""
+    features = _data["features"].select("feature_id", pl.col("name").alias("feature_name"), "team_id")
+    metric_names = access.restrict_metrics(viewer, _data["metrics"]).select(
+        "metric_id", pl.col("name").alias("metric_name"), "unit"
     )
-    .join(metric_names, on="metric_id", how="inner")
-    .with_columns(
-        _amount(pl.col("predicted_change")).alias("predicted"),
-        _amount(estimate).alias("measured"),
-        pl.when(low.is_not_null())
-        .then(pl.format("{} to {}", _amount(low, signed=False), _amount(high, signed=False)))
-        .alias("interval_95"),
-        pl.col("confounded_by").list.join(", ").alias("confounded_with"),
+    estimate = pl.when(RELATIVE).then(pl.col("estimate_rel")).otherwise(pl.col("estimate_abs"))
+    low = pl.when(RELATIVE).then(pl.col("ci_low_rel")).otherwise(pl.col("ci_low_abs"))
+    high = pl.when(RELATIVE).then(pl.col("ci_high_rel")).otherwise(pl.col("ci_high_abs"))
+    return (
+        access.restrict(
+            viewer,
+            measures.judged(_data).lazy().join(features, on="feature_id", how="left"),
+            level="outcome",
+        )
+        .join(metric_names, on="metric_id", how="inner")
+        .with_columns(
+            _amount(pl.col("predicted_change")).alias("predicted"),
+            _amount(estimate).alias("measured"),
+            pl.when(low.is_not_null())
+            .then(pl.format("{} to {}", _amount(low, signed=False), _amount(high, signed=False)))
+            .alias("interval_95"),
+            pl.col("confounded_by").list.join(", ").alias("confounded_with"),
+        )
+        .sort(["delivered_on", "feature_id"], descending=[True, False])
+        .collect()
     )
-    .sort(["delivered_on", "feature_id"], descending=[True, False])
-    .collect()
-)
+
+
+verdicts = verdict_rows(data, data.store.workspace.home.as_posix(), data.version, me)
 
 if verdicts.height == 0:
     st.info(
@@ -135,10 +144,11 @@ table(
 )
 
 st.subheader("A feature's verdict")
-labels = {
-    row["feature_id"]: f"{row['feature_id']} · {row['feature_name']} · {row['verdict']}"
-    for row in shown.select("feature_id", "feature_name", "verdict").iter_rows(named=True)
-}
+labels = dict(
+    shown.select(
+        "feature_id", pl.format("{} · {} · {}", "feature_id", "feature_name", "verdict").alias("label")
+    ).iter_rows()
+)
 feature_id = st.selectbox(
     "Feature",
     list(labels),

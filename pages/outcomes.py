@@ -7,8 +7,9 @@ import polars as pl
 import streamlit as st
 
 from core import access, outcomes
+from core.access import Viewer
 from ui import measures
-from ui.data import page_data
+from ui.data import PageData, page_data
 from ui.widgets import page_header, table
 
 PAGE = "outcomes"
@@ -28,6 +29,91 @@ HOW = (
 )
 
 
+# Kept per data version and viewer: the outcome tree over every feature and work item, and each metric's
+# series, would otherwise be rebuilt on every rerun.
+@st.cache_resource(max_entries=16, show_spinner=False)
+def outcome_overview(
+    _data: PageData, home: str, version: int, viewer: Viewer
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """The viewer's outcome metrics with progress and feature counts, the outcome tree, and the teams seen in detail.
+
+    Work item counts in the tree are blanked for teams whose detail the viewer may not see.
+    """
+    visible_metrics = access.restrict_metrics(viewer, _data["metrics"])
+    progress = (
+        access.restrict(viewer, measures.outcome_progress(_data).lazy(), level="outcome", team_column=None)
+        .join(visible_metrics.select("metric_id"), on="metric_id", how="semi")
+        .collect()
+    )
+    tree = access.restrict(
+        viewer,
+        outcomes.outcome_tree(
+            visible_metrics, _data["capabilities"], _data["features"], _data["work_items"], _data["hypotheses"]
+        ),
+        level="outcome",
+    ).collect()
+    detail_teams = [t for t in tree["team_id"].drop_nulls().unique().sort() if access.may_see_detail(viewer, t)]
+    tree = tree.with_columns(
+        pl.when(pl.col("team_id").is_in(detail_teams)).then(pl.col(c)).alias(c)
+        for c in ("work_items", "work_items_done", "work_progress")
+    )
+    open_by_metric = outcomes.open_features(tree.lazy()).collect()
+    summary = progress.join(open_by_metric, on="metric_id", how="left").with_columns(
+        pl.col("open_features").fill_null(0), pl.col("features").fill_null(0)
+    )
+    return summary, tree, detail_teams
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def metric_series(_data: PageData, home: str, version: int, metric_id: str) -> pl.DataFrame:
+    """One metric's daily observations over every segment ('all'), by date."""
+    observations = _data["metric_observations"]
+    return observations.filter(pl.col("segment") == "all", pl.col("metric_id") == metric_id).sort("date").collect()
+
+
+# A figure is built once per metric's series and kept: plotly validates every property it is given,
+# which costs more than the rest of a rerun. st.plotly_chart only reads it.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def outcome_figure(
+    series: pl.DataFrame, name: str, unit: str, target: float | None, baseline: float | None
+) -> go.Figure:
+    """The metric's daily observations, their rolling mean, and its target and baseline levels."""
+    figure = go.Figure()
+    figure.add_scatter(
+        x=series["date"],
+        y=series["value"],
+        mode="lines",
+        name="Observed daily",
+        line={"color": "#aed6f1", "width": 1},
+        hovertemplate=f"%{{x|%-d %b %Y}}: %{{y:.4g}} {unit}<extra>observed, segment 'all'</extra>",
+    )
+    figure.add_scatter(
+        x=series["date"],
+        y=series["value"].rolling_mean(outcomes.CURRENT_DAYS, min_samples=1),
+        mode="lines",
+        name=f"{outcomes.CURRENT_DAYS}-day mean",
+        line={"color": "#1f77b4", "width": 3},
+        hovertemplate=f"%{{x|%-d %b %Y}}: %{{y:.4g}} {unit}<extra>mean of the {outcomes.CURRENT_DAYS} days "
+        "up to this day, as 'current'</extra>",
+    )
+    for level, label, dash in ((target, "Target", "dash"), (baseline, "Baseline", "dot")):
+        if level is not None:
+            figure.add_hline(
+                y=level,
+                line={"dash": dash, "color": "#d62728" if label == "Target" else "#7f8c8d"},
+                annotation_text=f"{label} {level:.3g}",
+                annotation_position="top left",
+            )
+    figure.update_layout(
+        title=f"{name}: observations and target",
+        yaxis_title=unit,
+        height=320,
+        margin={"t": 50, "b": 30},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return figure
+
+
 def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
@@ -41,33 +127,11 @@ page_header(
 )
 
 as_of = measures.as_of(data)
-visible_metrics = access.restrict_metrics(me, data["metrics"])
-progress = (
-    access.restrict(me, measures.outcome_progress(data).lazy(), level="outcome", team_column=None)
-    .join(visible_metrics.select("metric_id"), on="metric_id", how="semi")
-    .collect()
-)
-if progress.height == 0:
+summary, tree, detail_teams = outcome_overview(data, data.store.workspace.home.as_posix(), data.version, me)
+if summary.height == 0:
     st.info("No outcome metric is defined yet. Delivery leads and admins define them on the Metrics page.")
     st.stop()
 
-tree = access.restrict(
-    me,
-    outcomes.outcome_tree(
-        visible_metrics, data["capabilities"], data["features"], data["work_items"], data["hypotheses"]
-    ),
-    level="outcome",
-).collect()
-detail_teams = [t for t in tree["team_id"].drop_nulls().unique().sort() if access.may_see_detail(me, t)]
-tree = tree.with_columns(
-    pl.when(pl.col("team_id").is_in(detail_teams)).then(pl.col(c)).alias(c)
-    for c in ("work_items", "work_items_done", "work_progress")
-)
-open_by_metric = outcomes.open_features(tree.lazy()).collect()
-
-summary = progress.join(open_by_metric, on="metric_id", how="left").with_columns(
-    pl.col("open_features").fill_null(0), pl.col("features").fill_null(0)
-)
 table(
     summary.select(
         pl.col("name").alias("Outcome"),
@@ -102,7 +166,6 @@ table(
     ),
 )
 
-observations = data["metric_observations"].filter(pl.col("segment") == "all")
 for index, outcome in enumerate(summary.iter_rows(named=True)):
     metric_id, unit = outcome["metric_id"], outcome["unit"] or ""
     colour = STATUS_COLOURS.get(outcome["status"], "gray")
@@ -126,41 +189,9 @@ for index, outcome in enumerate(summary.iter_rows(named=True)):
             "—" if outcome["projected_date"] is None else f"{outcome['projected_date']:%-d %b %Y}",
             help=f"When the straight line fitted to the last {outcomes.TREND_DAYS} days reaches the target.",
         )
-        series = observations.filter(pl.col("metric_id") == metric_id).sort("date").collect()
+        series = metric_series(data, data.store.workspace.home.as_posix(), data.version, metric_id)
         if series.height:
-            figure = go.Figure()
-            figure.add_scatter(
-                x=series["date"],
-                y=series["value"],
-                mode="lines",
-                name="Observed daily",
-                line={"color": "#aed6f1", "width": 1},
-                hovertemplate=f"%{{x|%-d %b %Y}}: %{{y:.4g}} {unit}<extra>observed, segment 'all'</extra>",
-            )
-            figure.add_scatter(
-                x=series["date"],
-                y=series["value"].rolling_mean(outcomes.CURRENT_DAYS, min_samples=1),
-                mode="lines",
-                name=f"{outcomes.CURRENT_DAYS}-day mean",
-                line={"color": "#1f77b4", "width": 3},
-                hovertemplate=f"%{{x|%-d %b %Y}}: %{{y:.4g}} {unit}<extra>mean of the {outcomes.CURRENT_DAYS} days "
-                "up to this day, as 'current'</extra>",
-            )
-            for level, name, dash in ((outcome["target"], "Target", "dash"), (outcome["baseline"], "Baseline", "dot")):
-                if level is not None:
-                    figure.add_hline(
-                        y=level,
-                        line={"dash": dash, "color": "#d62728" if name == "Target" else "#7f8c8d"},
-                        annotation_text=f"{name} {level:.3g}",
-                        annotation_position="top left",
-                    )
-            figure.update_layout(
-                title=f"{outcome['name']}: observations and target",
-                yaxis_title=unit,
-                height=320,
-                margin={"t": 50, "b": 30},
-                legend={"orientation": "h", "y": -0.15},
-            )
+            figure = outcome_figure(series, outcome["name"], unit, outcome["target"], outcome["baseline"])
             st.plotly_chart(figure, key=f"{PAGE}.chart.{metric_id}")
         else:
             st.caption("No observations yet: import them on the Data page.")

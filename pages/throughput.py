@@ -126,7 +126,10 @@ def summary(changes: pl.DataFrame) -> None:
         )
 
 
-def counts_figure() -> go.Figure:
+# The figures are built once per series and kept (plotly validates every property it is given, which
+# costs more than the rest of a rerun); st.plotly_chart only reads them.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def counts_figure(series: pl.DataFrame, markers: pl.DataFrame, period: str, show_prs: bool) -> go.Figure:
     """Delivered (wide bars), confirmed and pending (narrow bars), PRs merged (right axis) and milestones."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     x = series["period_start"].to_list()
@@ -137,7 +140,7 @@ def counts_figure() -> go.Figure:
             y=series["features_delivered"].to_list(),
             name="Features delivered",
             marker_color=BLUE,
-            width=_width(0.85),
+            width=_width(0.85, period),
             hovertemplate="%{y} delivered (status delivered, by delivery date)<extra></extra>",
         )
     confirmed = series["features_confirmed"].to_list()
@@ -146,7 +149,7 @@ def counts_figure() -> go.Figure:
         y=confirmed,
         name="Features confirmed",
         marker_color=GREEN,
-        width=_width(0.45),
+        width=_width(0.45, period),
         hovertemplate="%{y} confirmed (verdict: outcome moved as predicted)<extra></extra>",
     )
     figure.add_bar(
@@ -155,7 +158,7 @@ def counts_figure() -> go.Figure:
         base=confirmed,
         name="Pending a verdict",
         marker={"color": "rgba(46,125,50,0.12)", "line": {"color": GREEN, "width": 1}, "pattern": {"shape": "/"}},
-        width=_width(0.45),
+        width=_width(0.45, period),
         hovertemplate="%{customdata} pending (judging window not over)<extra></extra>",
         customdata=series["features_pending"].to_list(),
     )
@@ -205,7 +208,8 @@ def counts_figure() -> go.Figure:
     return figure
 
 
-def value_figure() -> go.Figure:
+@st.cache_resource(max_entries=64, show_spinner=False)
+def value_figure(series: pl.DataFrame, period: str, currency: str) -> go.Figure:
     """Realised value and attributed cost per period (bars) and their ratio (right axis)."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     along = {
@@ -250,7 +254,7 @@ def value_figure() -> go.Figure:
     return figure
 
 
-def _width(share: float) -> float:
+def _width(share: float, period: str) -> float:
     """A bar width in milliseconds: ``share`` of the (average) period length."""
     days = {"week": 7, "month": 30.4, "quarter": 91.3}[period]
     return share * days * 24 * 3600 * 1000
@@ -281,7 +285,7 @@ st.subheader(
     ("Features delivered and confirmed" if "features_delivered" in series.columns else "Features confirmed")
     + (", beside PRs merged" if show_prs else "")
 )
-st.plotly_chart(counts_figure(), key=f"{PAGE}.counts")
+st.plotly_chart(counts_figure(series, markers, period, show_prs), key=f"{PAGE}.counts")
 st.caption(
     definitions(["features_delivered", "features_confirmed", "features_pending"])
     + "  \n**Milestones** (dashed lines): product milestones in the range; hover one for the features it carried."
@@ -289,7 +293,7 @@ st.caption(
 )
 
 st.subheader("Realised value and cost")
-st.plotly_chart(value_figure(), key=f"{PAGE}.value")
+st.plotly_chart(value_figure(series, period, currency), key=f"{PAGE}.value")
 st.caption(definitions(["realised_value", "cost", "value_to_cost"]) + f"  \nAmounts in {currency}.")
 
 st.subheader(f"Per {period}")

@@ -43,7 +43,9 @@ def _plotly_specs(at: AppTest) -> list[str]:
         proto = getattr(node, "proto", None)
         spec = getattr(proto, "spec", None) if proto is not None else None
         if isinstance(spec, str) and spec.startswith("{"):
-            specs.append(json.dumps(json.loads(spec).get("data", [])))
+            figure = json.loads(spec)
+            specs.append(json.dumps(figure.get("data", [])))
+            specs.append(json.dumps(figure.get("layout", {})))  # titles and axis labels, on a line of their own
     return specs
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.browser import open_page, screenshot, sign_in, wait_idle
@@ -33,4 +35,28 @@ def test_a_delivery_lead_drills_into_a_features_cost(
     lines.scroll_into_view_if_needed()
     assert lines.is_visible()
     screenshot(page, "cost-drill-down-delivery-lead")
+    context.close()
+
+
+def test_the_trend_downloads_are_built_when_clicked(
+    server: str, browser: object, demo_workspace: dict[str, object]
+) -> None:
+    """The CSV and HTML report are made on the click (not on every rerun), and arrive whole."""
+    login = demo_workspace["logins"]["delivery_lead"]  # type: ignore[index]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)  # type: ignore[attr-defined]
+    page = context.new_page()
+    sign_in(page, server, login.username, login.password)
+    open_page(page, "Cost per feature", timeout=120_000)
+    csv_button = page.get_by_role("button", name="Download trend (CSV)")
+    csv_button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=60_000) as csv_download:
+        csv_button.click()
+    csv = Path(csv_download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert csv_download.value.suggested_filename == "cost-per-feature-trend.csv"
+    assert csv[0].startswith("quarter,quarter_start,team_id,source,delivered_features,cost,") and len(csv) > 10
+    with page.expect_download(timeout=60_000) as html_download:
+        page.get_by_role("button", name="Download report (HTML)").click()
+    html = Path(html_download.value.path()).read_text(encoding="utf-8")
+    assert html_download.value.suggested_filename == "cost-per-feature-trend.html"
+    assert "Cost per delivered feature" in html and "</html>" in html
     context.close()

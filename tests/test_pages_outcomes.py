@@ -7,6 +7,7 @@ the page keeps the original while the edit shows in the history.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -177,6 +178,22 @@ def test_outcomes_tree_and_work_items_for_a_team_lead(
     at.selectbox(key="outcomes.work_feature").set_value(feature).run()
     items = _table(at, "work_item_key")
     assert items.height > 0
+
+
+def test_each_outcome_chart_is_titled_with_its_own_metric(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", "outcomes", monkeypatch)
+    titles = [
+        json.loads(line)["title"]["text"]
+        for line in rendered_text(at).splitlines()
+        if line.startswith("{") and '"title"' in line
+    ]
+    names = _store(demo_workspace["home"]).snapshot().frames()["metrics"].collect()["name"].to_list()  # type: ignore[arg-type]
+    assert titles, "no outcome chart was drawn"
+    assert all(title.endswith(": observations and target") for title in titles)
+    assert {title.removesuffix(": observations and target") for title in titles} <= set(names)
+    assert len(set(titles)) == len(titles)
 
 
 def test_a_team_lead_edits_only_own_team_hypotheses(

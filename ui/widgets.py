@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import polars as pl
 import streamlit as st
@@ -32,7 +33,7 @@ def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_co
         st.caption(f"Showing the first {MAX_TABLE_ROWS:,} of {frame.height:,} rows; download for all.")
         st.download_button(
             "Download all rows (CSV)",
-            data=to_safe_csv(frame),
+            data=partial(to_safe_csv, frame),  # built on the click, not on every rerun
             file_name=f"{key.replace('.', '-')}.csv",
             mime="text/csv",
             key=f"{key}.download",
