@@ -178,18 +178,29 @@ def confounders(schedule: pl.LazyFrame) -> pl.LazyFrame:
     confounder are absent.
     """
     coded = schedule.with_columns(pl.col("metric_id").rank("dense").cast(pl.Int64).alias("_metric"))
-    day = pl.col("delivered_on").cast(pl.Int64)
-    # One integer axis per metric, far apart, turns "same metric and inside the span" into two
-    # range conditions that Polars answers with an inequality join.
+    # One integer axis per metric, far apart, turns "same metric and inside the span" into one range
+    # of the features sorted on that axis: found by binary search, not by comparing every pair.
     spread = pl.col("_metric") * 10_000_000
-    spans = coded.select(
-        "feature_id",
-        (spread + pl.col("pre_start").cast(pl.Int64)).alias("_from"),
-        (spread + pl.col("judge_on").cast(pl.Int64)).alias("_to"),
+    shipped = (
+        coded.select(
+            "feature_id",
+            (spread + pl.col("delivered_on").cast(pl.Int64)).alias("_shipped"),
+            (spread + pl.col("pre_start").cast(pl.Int64)).alias("_from"),
+            (spread + pl.col("judge_on").cast(pl.Int64)).alias("_to"),
+        )
+        .sort("_shipped", "feature_id")
+        .with_row_index("_j")
     )
-    shipped = coded.select(pl.col("feature_id").alias("other_id"), (spread + day).alias("_shipped"))
+    on_axis = pl.col("_shipped")
+    inside = pl.int_ranges(
+        on_axis.search_sorted(pl.col("_from"), side="left"),
+        on_axis.search_sorted(pl.col("_to"), side="right"),
+        dtype=pl.get_index_type(),
+    )
     return (
-        spans.join_where(shipped, pl.col("_shipped") >= pl.col("_from"), pl.col("_shipped") <= pl.col("_to"))
+        shipped.select("feature_id", inside.alias("_j"))
+        .explode("_j")
+        .join(shipped.select("_j", pl.col("feature_id").alias("other_id")), on="_j")
         .filter(pl.col("other_id") != pl.col("feature_id"))
         .group_by("feature_id")
         .agg(pl.col("other_id").sort().alias("confounded_by"))

@@ -16,6 +16,7 @@ from core.verdicts import (
     ITS,
     VERDICT_COLUMNS,
     _ols_hac,
+    confounders,
     fitted_series,
     judge_hypotheses,
     judging_schedule,
@@ -248,6 +249,34 @@ def test_features_on_the_same_metric_inside_the_window_are_confounded():
     assert rows["f-4"]["confounded_by"] == []
     assert rows["f-1"]["estimate_abs"] is not None
     assert "f-2 aimed at the same metric" in rows["f-1"]["explanation"]
+
+
+def test_a_confounder_counts_from_the_first_day_of_the_pre_period_to_the_judging_day_inclusive():
+    def shipped(feature_id: str, metric_id: str, day: int) -> dict[str, object]:
+        delivered = START + timedelta(days=day)
+        return {
+            "feature_id": feature_id,
+            "metric_id": metric_id,
+            "delivered_on": delivered,
+            "pre_start": delivered - timedelta(days=120),
+            "judge_on": delivered + timedelta(days=59),
+        }
+
+    # "a" spans days 200-120 = 80 to 200+59 = 259: "on-first-day" and "on-judging-day" sit on its
+    # bounds, "day-before" and "day-after" one day outside, "other-metric" inside on another metric.
+    schedule = pl.DataFrame(
+        [
+            shipped("a", "m", 200),
+            shipped("on-first-day", "m", 80),
+            shipped("day-before", "m", 79),
+            shipped("on-judging-day", "m", 259),
+            shipped("day-after", "m", 260),
+            shipped("other-metric", "n", 200),
+        ]
+    )
+    found = dict(confounders(schedule.lazy()).collect().iter_rows())
+    assert found["a"] == ["on-first-day", "on-judging-day"]
+    assert "other-metric" not in found
 
 
 def test_window_not_over_is_pending_with_its_judging_date():
