@@ -28,7 +28,8 @@ def page_header(title: str, caption: str, viewer: Viewer) -> None:
 def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_config: object) -> None:
     """A table of at most ``MAX_TABLE_ROWS`` rows, saying so when it was cut."""
     shown = frame.head(MAX_TABLE_ROWS)
-    st.dataframe(shown, key=key, hide_index=True, column_config=column_config or None)
+    # As Arrow: Streamlit serialises an Arrow table as it is, where a Polars frame takes a detour through pandas.
+    st.dataframe(shown.to_arrow(), key=key, hide_index=True, column_config=column_config or None)
     if frame.height > MAX_TABLE_ROWS:
         st.caption(f"Showing the first {MAX_TABLE_ROWS:,} of {frame.height:,} rows; download for all.")
         st.download_button(
