@@ -737,14 +737,26 @@ def pull_request_features(
     """
     known = features.select("feature_id", pl.col("team_id").alias("__feature_team"))
     items = work_item_features(work_items, features).select("work_item_key", "feature_id")
-    prs = pull_requests.with_columns(
+
+    def look_up(prs: pl.LazyFrame, key: str, alias: str) -> pl.LazyFrame:
+        return prs.join(items.rename({"work_item_key": key, "feature_id": f"{alias}_feature"}), on=key, how="left")
+
+    prs = look_up(
+        pull_requests.join(known.select("feature_id", pl.lit(True).alias("__own_known")), on="feature_id", how="left"),
+        "work_item_key",
+        "__wi",
+    ).with_columns(pl.col("__own_known").fill_null(False))
+    own = pl.col("__own_known")
+    # Only PRs their own feature and work item leave unlinked need their title and branch read.
+    settled = own | pl.col("__wi_feature").is_not_null()
+    unsettled = prs.filter(~settled).with_columns(
         first_work_item_key(pl.col("title")).alias("__title_key"),
         first_work_item_key(pl.col("branch"), case_insensitive=True).alias("__branch_key"),
     )
-    for key, alias in (("work_item_key", "__wi"), ("__title_key", "__title"), ("__branch_key", "__branch")):
-        prs = prs.join(items.rename({"work_item_key": key, "feature_id": f"{alias}_feature"}), on=key, how="left")
-    prs = prs.join(known.select("feature_id", pl.lit(True).alias("__own_known")), on="feature_id", how="left")
-    own = pl.col("__own_known").fill_null(False)
+    prs = pl.concat(
+        [prs.filter(settled), look_up(look_up(unsettled, "__title_key", "__title"), "__branch_key", "__branch")],
+        how="diagonal",
+    )
     via = pl.concat_str(pl.lit("via PR "), pl.col("pr_id"))
     feature = (
         pl.when(own)
@@ -817,9 +829,16 @@ def feature_activity(pr_links: pl.LazyFrame, reviews: pl.LazyFrame) -> pl.LazyFr
     week over all features) and ``link``, the path a cost line split by this row reports.
     """
     linked = pr_links.filter(pl.col("feature_id").is_not_null())
-    pr_weeks = (
-        linked.with_columns(pl.date_ranges("first_week", "last_week", "1w").alias("week")).explode("week").cache()
-    )
+    # Most PRs start and merge in one week: only the others need their weeks listed out.
+    one_week = pl.col("first_week").eq_missing(pl.col("last_week"))
+    pr_weeks = pl.concat(
+        [
+            linked.filter(one_week).with_columns(pl.col("first_week").alias("week")),
+            linked.filter(~one_week)
+            .with_columns(pl.date_ranges("first_week", "last_week", "1w").alias("week"))
+            .explode("week"),
+        ]
+    ).cache()
     people = pl.concat(
         [
             pr_weeks.select(pl.col("author_id").alias("key"), "week", "feature_id", pl.lit(1, pl.Int64).alias("count")),
