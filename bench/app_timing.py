@@ -61,7 +61,8 @@ def build_workspace(snapshot: Path, home: Path) -> dict[str, str]:
 
 
 def time_app(snapshot: Path, runs: int) -> dict[str, Any]:
-    """Start to the first page, the throughput page's warm rerun, a team filter change, and a start as users get it.
+    """Start to the first page, the throughput page's warm rerun, a team filter change, every page's warm
+    rerun, and a start as users get it.
 
     The first start finds nothing kept beside the snapshot (it was linked in, not written by the app) and
     computes every result the first page needs; the warm reruns and filter changes are timed once the
@@ -83,6 +84,7 @@ def time_app(snapshot: Path, runs: int) -> dict[str, Any]:
         with server_script_cache():
             cold_start, at = timed_sign_in(username, password)
             reruns, changes, first_page = _steady_state(at, snapshot, runs)
+            every_page = _every_page(at, runs)
         # What every write does in the background: keep the new version's results beside its snapshot.
         import streamlit as st
 
@@ -108,6 +110,8 @@ def time_app(snapshot: Path, runs: int) -> dict[str, Any]:
             "warm_rerun_median_s": round(statistics.median(reruns), 4),
             "filter_change_s": [round(c, 4) for c in changes],
             "filter_change_median_s": round(statistics.median(changes), 4),
+            "pages": every_page,
+            "slowest_page_warm_rerun_s": max(p["warm_rerun_median_s"] for p in every_page.values()),
         }
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -140,6 +144,29 @@ def _steady_state(at: Any, snapshot: Path, runs: int) -> tuple[list[float], list
         changes.append(time.perf_counter() - start)
         _check(at)
     return reruns, changes, first_page
+
+
+def _every_page(at: Any, runs: int) -> dict[str, dict[str, float]]:
+    """Each page the role may open: its first open (its results computed or read) and its warm rerun median."""
+    timings: dict[str, dict[str, float]] = {}
+    for spec in access.PAGES:
+        if ROLE not in spec.roles:
+            continue
+        start = time.perf_counter()
+        at.switch_page(f"pages/{spec.page_id}.py").run()
+        first = time.perf_counter() - start
+        _check(at)
+        reruns = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            at.run()
+            reruns.append(time.perf_counter() - start)
+            _check(at)
+        timings[spec.page_id] = {
+            "first_open_s": round(first, 4),
+            "warm_rerun_median_s": round(statistics.median(reruns), 4),
+        }
+    return timings
 
 
 def timed_sign_in(username: str, password: str) -> tuple[float, Any]:

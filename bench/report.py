@@ -64,6 +64,12 @@ def app_text(app: dict[str, Any]) -> str:
         f"with nothing kept {app.get('cold_start_nothing_kept_s', float('nan')):.2f} s, "
         f"warm rerun {app['warm_rerun_median_s'] * 1000:.0f} ms, "
         f"filter change {app['filter_change_median_s'] * 1000:.0f} ms"
+        + (
+            "; every page's warm rerun: "
+            + ", ".join(f"{page} {t['warm_rerun_median_s'] * 1000:.0f} ms" for page, t in app["pages"].items())
+            if app.get("pages")
+            else ""
+        )
     )
 
 
@@ -97,6 +103,7 @@ def judge_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     app = app_source or {}
     size = app_size or "-"
     add("page warm rerun (server)", app.get("warm_rerun_median_s"), 0.1, "s", size=size)
+    add("slowest page's warm rerun (server)", app.get("slowest_page_warm_rerun_s"), 0.1, "s", size=size)
     add("filter change", app.get("filter_change_median_s"), 0.5, "s", size=size)
     add(
         "cold app start to first page (results kept at write)",

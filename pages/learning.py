@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plotly.express as px
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
@@ -44,6 +45,29 @@ metric_names = access.restrict_metrics(me, data["metrics"]).select(
     "metric_id", pl.col("name").alias("metric_name"), "unit"
 )
 relative = pl.col("change_kind") == "relative"
+
+
+# A figure is built once per series and kept: plotly validates every property it is given, which costs
+# more than the rest of a rerun. st.plotly_chart only reads it.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def trend_figure(trend: pl.DataFrame, measure: str) -> go.Figure:
+    """One line per team (and a thick one for all teams) of ``measure`` per delivery quarter."""
+    figure = px.line(
+        trend.to_pandas(),
+        x="quarter",
+        y=measure,
+        color="team_id",
+        markers=True,
+        hover_data={"judged": True, "confirmed": True},
+        labels={"quarter": "Delivery quarter", measure: TREND_MEASURES[measure], "team_id": "Team"},
+        title=f"{TREND_MEASURES[measure]} per team by delivery quarter",
+    )
+    figure.update_xaxes(categoryorder="category ascending")
+    figure.update_traces(selector={"name": "All teams"}, line={"width": 4, "color": "#2c3e50"})
+    if measure != "mean_actual_to_predicted":
+        figure.update_yaxes(tickformat=".0%", range=[-0.05, 1.05])
+    figure.update_layout(height=380, margin={"t": 50})
+    return figure
 
 
 def _amount(value: pl.Expr) -> pl.Expr:
@@ -105,21 +129,7 @@ if trend.height:
         )
         or "calibration"
     )
-    figure = px.line(
-        trend.to_pandas(),
-        x="quarter",
-        y=measure,
-        color="team_id",
-        markers=True,
-        hover_data={"judged": True, "confirmed": True},
-        labels={"quarter": "Delivery quarter", measure: TREND_MEASURES[measure], "team_id": "Team"},
-        title=f"{TREND_MEASURES[measure]} per team by delivery quarter",
-    )
-    figure.update_xaxes(categoryorder="category ascending")
-    figure.update_traces(selector={"name": "All teams"}, line={"width": 4, "color": "#2c3e50"})
-    if measure != "mean_actual_to_predicted":
-        figure.update_yaxes(tickformat=".0%", range=[-0.05, 1.05])
-    figure.update_layout(height=380, margin={"t": 50})
+    figure = trend_figure(trend, measure)
     st.plotly_chart(figure, key=f"{PAGE}.trend")
     st.caption(
         "Each point is one team's judged predictions of features delivered in that quarter (hover for how many); "

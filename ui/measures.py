@@ -378,14 +378,21 @@ def flags(data: PageData) -> pl.DataFrame:
 
 def flag_chart(data: PageData, flag_id: str) -> pl.DataFrame:
     """The small series behind one flag (``core.flags.flag_chart``) as ``data.viewer`` may see it."""
+    home, fingerprints = data.store.workspace.home.as_posix(), _flag_fingerprints(data)
+    return _flag_chart(home, data.version, *fingerprints, data.viewer, flag_id)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _flag_chart(
+    home: str, version: int, flags_fingerprint: str, cost_fingerprint: str, viewer: Viewer, flag_id: str
+) -> pl.DataFrame:
     from core.measure_access import restrict_flag_periods, restrict_weekly_series
 
-    home, fingerprints = data.store.workspace.home.as_posix(), _flag_fingerprints(data)
-    flag = _flags(home, data.version, *fingerprints).filter(pl.col("flag_id") == flag_id)
+    fingerprints = (flags_fingerprint, cost_fingerprint)
+    flag = _flags(home, version, *fingerprints).filter(pl.col("flag_id") == flag_id)
     if flag.is_empty():
         return pl.DataFrame(schema={"period": pl.Date, "measure": pl.String, "value": pl.Float64, "role": pl.String})
-    periods, weekly = _flag_roll_ups(home, data.version, *fingerprints)
-    viewer = data.viewer
+    periods, weekly = _flag_roll_ups(home, version, *fingerprints)
     return (
         chart_of_flag(
             flag.row(0, named=True),
