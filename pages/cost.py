@@ -16,7 +16,7 @@ from core.costs import ALL, RULE_LABELS, RULES, CostSettings
 from core.export import quarterly_trend_html, to_safe_csv
 from ui import measures
 from ui.data import PageData, page_data
-from ui.widgets import page_header, table, team_labels
+from ui.widgets import figure_builder, page_header, table, team_labels
 
 PAGE = "cost"
 SOURCE_LABELS = {
@@ -64,7 +64,7 @@ def period_costs(
     return summary.row(0, named=True), per_feature.collect(), by_source
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def source_figure(by_source: pl.DataFrame, money: str) -> go.Figure:
     """The period's money per source, attributed or not (stacked bars)."""
     return go.Figure(
@@ -81,7 +81,7 @@ def source_figure(by_source: pl.DataFrame, money: str) -> go.Figure:
     )
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def distribution_figure(delivered: pl.DataFrame, money: str) -> go.Figure:
     """Each delivered feature's cost: a histogram with a box of its quartiles above."""
     histogram = px.histogram(
@@ -96,7 +96,7 @@ def distribution_figure(delivered: pl.DataFrame, money: str) -> go.Figure:
     return histogram
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def team_trend_figure(by_team: pl.DataFrame, money: str, team_names: dict[str, str]) -> go.Figure:
     """Cost per delivered feature per quarter, one line per team and one for all teams."""
     return go.Figure(
@@ -118,7 +118,7 @@ def team_trend_figure(by_team: pl.DataFrame, money: str, team_names: dict[str, s
     )
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def source_trend_figure(source_trend: pl.DataFrame, money: str) -> go.Figure:
     """Cost per delivered feature per quarter, stacked by source."""
     return go.Figure(

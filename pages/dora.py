@@ -12,7 +12,7 @@ from core.dora import DORA_2023, FIRST_DEPLOYMENT_NOTE, MEASURES, DoraSettings
 from core.measure_access import restrict_dora
 from ui import measures
 from ui.data import page_data
-from ui.widgets import page_header, scope_and_range, table, team_labels
+from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
 
 PAGE = "dora"
 TITLES = {
@@ -112,9 +112,7 @@ def measure_cards() -> None:
                 st.caption(f"Over {row['sample_size']:,} {SAMPLES[measure]}.")
 
 
-# Figures are built once per series and kept: plotly validates every property it is given, which costs
-# more than the rest of a rerun. st.plotly_chart only reads them.
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity: bool) -> go.Figure:
     """Each measure per week or month in its own panel, with the elite boundary dotted."""
     figure = make_subplots(rows=2, cols=2, subplot_titles=[TITLES[m] for m in MEASURES], vertical_spacing=0.16)
@@ -160,7 +158,7 @@ def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity:
     return figure
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def breakdown_figure(overall: pl.DataFrame, features: pl.DataFrame, statistic: str) -> go.Figure:
     """Stacked horizontal bars of the cycle-time parts, in hours: all PRs in view, then each recent feature."""
     labels = [

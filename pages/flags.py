@@ -17,7 +17,7 @@ from core.flags import DETECTORS, FLAG_DEFAULTS_TEXT, FlagSettings, apply_acknow
 from core.measure_access import restrict_flags
 from ui import measures
 from ui.data import page_data
-from ui.widgets import page_header, table, team_labels
+from ui.widgets import figure_builder, page_header, table, team_labels
 
 PAGE = "flags"
 SEVERITY_ICONS = {"high": ":red-badge[High]", "medium": ":orange-badge[Medium]", "low": ":gray-badge[Low]"}
@@ -61,9 +61,7 @@ def chart(flag_id: str) -> go.Figure | None:
     return None if rows.is_empty() else chart_figure(rows.sort("measure", "role", "period"))
 
 
-# A figure is built once per series and kept: plotly validates every property it is given, which costs
-# more than the rest of a rerun. st.plotly_chart only reads it.
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def chart_figure(rows: pl.DataFrame) -> go.Figure:
     """Each measure of ``rows`` as a line: activity solid on the left axis, value dotted on the right."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])

@@ -10,7 +10,7 @@ import streamlit as st
 from core import access, ledger
 from ui import measures
 from ui.data import page_data
-from ui.widgets import page_header, table
+from ui.widgets import figure_builder, page_header, table
 
 PAGE = "learning"
 DEFINITIONS = (
@@ -47,9 +47,7 @@ metric_names = access.restrict_metrics(me, data["metrics"]).select(
 relative = pl.col("change_kind") == "relative"
 
 
-# A figure is built once per series and kept: plotly validates every property it is given, which costs
-# more than the rest of a rerun. st.plotly_chart only reads it.
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def trend_figure(trend: pl.DataFrame, measure: str) -> go.Figure:
     """One line per team (and a thick one for all teams) of ``measure`` per delivery quarter."""
     figure = px.line(

@@ -10,7 +10,7 @@ from core import access, outcomes
 from core.access import Viewer
 from ui import measures
 from ui.data import PageData, page_data
-from ui.widgets import page_header, table
+from ui.widgets import figure_builder, page_header, table
 
 PAGE = "outcomes"
 STATUS_COLOURS = {
@@ -71,9 +71,7 @@ def metric_series(_data: PageData, home: str, version: int, metric_id: str) -> p
     return observations.filter(pl.col("segment") == "all", pl.col("metric_id") == metric_id).sort("date").collect()
 
 
-# A figure is built once per metric's series and kept: plotly validates every property it is given,
-# which costs more than the rest of a rerun. st.plotly_chart only reads it.
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def outcome_figure(
     series: pl.DataFrame, name: str, unit: str, target: float | None, baseline: float | None
 ) -> go.Figure:

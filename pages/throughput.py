@@ -13,7 +13,7 @@ from core import access, throughput
 from core.measure_access import restrict_throughput
 from ui import measures
 from ui.data import page_data
-from ui.widgets import page_header, scope_and_range, table, team_labels
+from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
 
 PAGE = "throughput"
 PERIODS = {"week": "Week", "month": "Month", "quarter": "Quarter"}
@@ -126,9 +126,7 @@ def summary(changes: pl.DataFrame) -> None:
         )
 
 
-# The figures are built once per series and kept (plotly validates every property it is given, which
-# costs more than the rest of a rerun); st.plotly_chart only reads them.
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def counts_figure(series: pl.DataFrame, markers: pl.DataFrame, period: str, show_prs: bool) -> go.Figure:
     """Delivered (wide bars), confirmed and pending (narrow bars), PRs merged (right axis) and milestones."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
@@ -208,7 +206,7 @@ def counts_figure(series: pl.DataFrame, markers: pl.DataFrame, period: str, show
     return figure
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@figure_builder
 def value_figure(series: pl.DataFrame, period: str, currency: str) -> go.Figure:
     """Realised value and attributed cost per period (bars) and their ratio (right axis)."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])

@@ -16,10 +16,14 @@ import pytest
 PAGES = sorted((Path(__file__).resolve().parents[1] / "pages").glob("*.py"))
 
 
+CACHING = ("cache_resource", "cache_data", "figure_builder")
+
+
 def _is_cached(function: ast.FunctionDef) -> bool:
     for decorator in function.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if isinstance(target, ast.Attribute) and target.attr in ("cache_resource", "cache_data"):
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+        if name in CACHING:
             return True
     return False
 
@@ -82,7 +86,9 @@ def test_the_check_finds_a_cached_builder_reading_a_filter(tmp_path: Path) -> No
         "@st.cache_resource(max_entries=4)\n"
         "def figure(series, period):\n    return [label(s) for s in series][:LIMIT]\n"
         "@st.cache_resource\n"
-        "def table(series, team):\n    return [team, *series]\n",
+        "def table(series, team):\n    return [team, *series]\n"
+        "@figure_builder\n"
+        "def chart(series):\n    return [team, *series]\n",
         encoding="utf-8",
     )
-    assert _cached_functions(page) == [("figure", {"team"}), ("table", set())]
+    assert _cached_functions(page) == [("figure", {"team"}), ("table", set()), ("chart", {"team"})]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from functools import partial
+from typing import TYPE_CHECKING, ParamSpec
 
 import polars as pl
 import streamlit as st
@@ -13,7 +15,23 @@ from core.access import Viewer
 from core.export import to_safe_csv
 from core.users import ROLE_LABELS
 
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+P = ParamSpec("P")
+
 MAX_TABLE_ROWS = 2_000
+
+
+def figure_builder(build: Callable[P, go.Figure]) -> Callable[P, go.Figure]:
+    """Decorate a page's figure builder: each figure is built once per distinct arguments and then shared.
+
+    A page script runs top to bottom on every click, and plotly validates every property a figure is
+    given, which costs more than the rest of a rerun. A builder takes everything it draws as arguments
+    (``tests/test_page_caches.py`` fails if it reads page state instead, which would serve a stale chart
+    or another viewer's); st.plotly_chart only reads the figure, so one object serves every session.
+    """
+    return st.cache_resource(max_entries=64, show_spinner=False)(build)
 
 
 def page_header(title: str, caption: str, viewer: Viewer) -> None:
