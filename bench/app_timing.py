@@ -129,12 +129,7 @@ def _steady_state(at: Any, snapshot: Path, runs: int) -> tuple[list[float], list
     for thread in threading.enumerate():
         if thread.name == derived.KEEPER_THREAD:
             thread.join()
-    reruns = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        at.run()
-        reruns.append(time.perf_counter() - start)
-        _check(at)
+    reruns = _warm_reruns(at, runs)
 
     teams = pl.read_parquet(snapshot / "teams.parquet")["team_id"].to_list()
     changes = []
@@ -156,17 +151,22 @@ def _every_page(at: Any, runs: int) -> dict[str, dict[str, float]]:
         at.switch_page(f"pages/{spec.page_id}.py").run()
         first = time.perf_counter() - start
         _check(at)
-        reruns = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            at.run()
-            reruns.append(time.perf_counter() - start)
-            _check(at)
         timings[spec.page_id] = {
             "first_open_s": round(first, 4),
-            "warm_rerun_median_s": round(statistics.median(reruns), 4),
+            "warm_rerun_median_s": round(statistics.median(_warm_reruns(at, runs)), 4),
         }
     return timings
+
+
+def _warm_reruns(at: Any, runs: int) -> list[float]:
+    """Seconds of each of ``runs`` reruns of the page ``at`` shows, with nothing changed."""
+    reruns = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        at.run()
+        reruns.append(time.perf_counter() - start)
+        _check(at)
+    return reruns
 
 
 def timed_sign_in(username: str, password: str) -> tuple[float, Any]:
