@@ -97,8 +97,11 @@ def judge_hypotheses(
     and ``post_days_observed``.
     """
     schedule = judging_schedule(features, hypotheses, as_of, pre_days).collect()
+    # Both plans explode a small schedule into a few million rows held in memory anyway: the in-memory
+    # engine runs them about 15% faster than the streaming one (0.77 against 0.90 s at size L).
     confounded, windows = pl.collect_all(
-        [confounders(schedule.lazy()), observation_windows(schedule.lazy(), metric_observations, as_of)]
+        [confounders(schedule.lazy()), observation_windows(schedule.lazy(), metric_observations, as_of)],
+        engine="in-memory",
     )
     fits = _fit_windows(windows)
     names = metrics.select("metric_id", "name", "unit").collect()
