@@ -289,7 +289,11 @@ table(
 
 st.subheader("One feature's cost")
 choices = per_feature.select("feature_id", "name", "team_id", "stage")
-labels = {r["feature_id"]: f"{r['feature_id']} · {r['name']} ({r['stage']})" for r in choices.iter_rows(named=True)}
+labels = dict(
+    choices.select(
+        "feature_id", pl.format("{} · {} ({})", "feature_id", pl.col("name").fill_null(""), "stage").alias("label")
+    ).iter_rows()
+)
 feature_team = dict(zip(choices["feature_id"], choices["team_id"], strict=True))
 chosen = st.selectbox(
     "Feature",

@@ -146,7 +146,8 @@ table(
 st.subheader("A feature's verdict")
 labels = dict(
     shown.select(
-        "feature_id", pl.format("{} · {} · {}", "feature_id", "feature_name", "verdict").alias("label")
+        "feature_id",
+        pl.format("{} · {} · {}", "feature_id", pl.col("feature_name").fill_null(""), "verdict").alias("label"),
     ).iter_rows()
 )
 feature_id = st.selectbox(

@@ -193,7 +193,10 @@ def dora_trend(
 
 def pr_cycle_times(data: PageData, team_id: str | None, start: date, end: date) -> pl.DataFrame:
     """DevLake's cycle-time breakdown of every PR merged from ``start`` to ``end`` (of one team, if given)."""
-    every_pr = _pr_cycle_times(data.store.workspace.home.as_posix(), data.version)
+    return _merged_in_view(_pr_cycle_times(data.store.workspace.home.as_posix(), data.version), team_id, start, end)
+
+
+def _merged_in_view(every_pr: pl.DataFrame, team_id: str | None, start: date, end: date) -> pl.DataFrame:
     merged = pl.col("merged_at").dt.date().is_between(start, end)
     return every_pr.filter(merged if team_id is None else merged & (pl.col("team_id") == team_id))
 
@@ -205,7 +208,15 @@ def feature_cycle_times(data: PageData, statistic: str, team_id: str | None, sta
 
 def overall_cycle_time(data: PageData, statistic: str, team_id: str | None, start: date, end: date) -> pl.DataFrame:
     """One row: the median (or mean) of each cycle-time part over the PRs merged from ``start`` to ``end``."""
-    every_pr = pr_cycle_times(data, team_id, start, end).lazy().with_columns(pl.lit("all").alias("feature_id"))
+    return _overall_cycle_time(data.store.workspace.home.as_posix(), data.version, statistic, team_id, start, end)
+
+
+@st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
+def _overall_cycle_time(
+    home: str, version: int, statistic: str, team_id: str | None, start: date, end: date
+) -> pl.DataFrame:
+    in_view = _merged_in_view(_pr_cycle_times(home, version), team_id, start, end)
+    every_pr = in_view.lazy().with_columns(pl.lit("all").alias("feature_id"))
     return dora.feature_cycle_times(every_pr, statistic).drop("feature_id").collect()  # type: ignore[arg-type]
 
 
