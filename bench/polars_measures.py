@@ -53,7 +53,7 @@ def value_throughput(frames: Frames, up: Upstream | None) -> pl.DataFrame:
 def dora_measures(frames: Frames, _: Upstream | None) -> list[pl.DataFrame]:
     """The four DORA measures and their weekly trend."""
     args = (frames["deployments"], frames["pull_requests"], frames["incidents"])
-    return pl.collect_all([dora.dora_measures(*args), dora.dora_trend(*args)])
+    return pl.collect_all([dora.dora_measures(*args), dora.dora_trend(*args)], engine=dora.ENGINE)
 
 
 def hypothesis_verdicts(frames: Frames, up: Upstream | None) -> pl.DataFrame:

@@ -66,7 +66,8 @@ def polars_dora(frames: dict[str, pl.LazyFrame]) -> dict[str, float]:
         [
             dora.deployment_frequency(frames["deployments"]),
             dora.change_failure_rate(frames["deployments"], frames["incidents"]),
-        ]
+        ],
+        engine=dora.ENGINE,
     )
     return {"deployment_frequency": frequency["value"][0], "change_failure_rate": failure["value"][0]}
 

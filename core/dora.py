@@ -27,6 +27,10 @@ TrendPeriod = Literal["week", "month"]
 PRODUCTION_ENVIRONMENTS = ("production", "prod")
 """Environment names (any case) that count as production."""
 
+ENGINE = "in-memory"
+"""The Polars engine to collect the DORA measures on: their plans (as-of joins, per-period windows over
+50k deployments) run in about two thirds of the streaming engine's time at size L (0.27 against 0.39 s)."""
+
 FIRST_DEPLOYMENT_NOTE = (
     "A PR's deployment is inferred from the range between two consecutive successful production deployments, "
     "so PRs shipped by the very first deployment of a service/repo have no deploy time (as in DevLake)."

@@ -190,7 +190,7 @@ def _dora_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFra
     )
     deployments, pull_requests, incidents = dora_frames(frames, team_id)
     rows = dora.dora_measures(deployments, pull_requests, incidents, chosen, args.start, args.end)
-    return restrict_dora(context.viewer, rows, team_id).collect()
+    return restrict_dora(context.viewer, rows, team_id).collect(engine=dora.ENGINE)
 
 
 def _verdicts_report(context: ReportContext, _args: argparse.Namespace) -> pl.DataFrame:

@@ -263,7 +263,7 @@ def _dora_measures(
 ) -> pl.DataFrame:
     chosen = settings.from_dict(DoraSettings, json.loads(fingerprint))
     deployments, pull_requests, incidents = _dora_frames(home, version, team_id)
-    return dora.dora_measures(deployments, pull_requests, incidents, chosen, start, end).collect()
+    return dora.dora_measures(deployments, pull_requests, incidents, chosen, start, end).collect(engine=dora.ENGINE)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
@@ -272,7 +272,9 @@ def _dora_trend(
 ) -> pl.DataFrame:
     chosen = settings.from_dict(DoraSettings, json.loads(fingerprint))
     deployments, pull_requests, incidents = _dora_frames(home, version, team_id)
-    return dora.dora_trend(deployments, pull_requests, incidents, chosen, every, start, end).collect()  # type: ignore[arg-type]
+    return dora.dora_trend(deployments, pull_requests, incidents, chosen, every, start, end).collect(  # type: ignore[arg-type]
+        engine=dora.ENGINE
+    )
 
 
 @st.cache_resource(max_entries=4, show_spinner="Computing PR cycle times ...")
