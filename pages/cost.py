@@ -28,15 +28,19 @@ SOURCE_LABELS = {
 }
 
 
-# What a rerun would otherwise rebuild: the quarterly trend with its significance tests, kept per data
-# version, settings and viewer, and the figures, kept per series (plotly validates every property it is
-# given, which costs more than the rest of a rerun; st.plotly_chart only reads them).
+def visible_rollup(data: PageData, viewer: Viewer) -> pl.LazyFrame:
+    """The cost roll-up under the workspace's settings, as ``viewer`` may see it."""
+    return access.restrict(viewer, measures.cost_rollup(data).lazy(), level="outcome")
+
+
+# What a rerun would otherwise rebuild, kept per data version, settings and viewer: the quarterly trend
+# with its significance tests, and the period's summary, feature costs and money per source.
 @st.cache_resource(max_entries=16, show_spinner=False)
 def quarterly_trend(
     _data: PageData, home: str, version: int, fingerprint: str, viewer: Viewer
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The viewer's quarter-over-quarter cost per delivered feature and each series' trend verdict."""
-    visible = access.restrict(viewer, measures.cost_rollup(_data).lazy(), level="outcome")
+    visible = visible_rollup(_data, viewer)
     trend = access.restrict(viewer, costs.quarterly_cost_trend(visible, _data["features"]), level="outcome").collect()
     return trend, costs.trend_verdicts(trend)
 
@@ -50,7 +54,7 @@ def period_costs(
     Kept like the trend: the same frames on every rerun also keep the figures built from them.
     """
     period = costs.parse_period(period_label)
-    visible = access.restrict(viewer, measures.cost_rollup(_data).lazy(), level="outcome")
+    visible = visible_rollup(_data, viewer)
     scoped = visible if team is None else visible.filter(pl.col("team_id") == team)
     features = _data["features"]
     team_features = features if team is None else features.filter(pl.col("team_id") == team)
@@ -155,7 +159,7 @@ current = measures.cost_settings(data)
 fingerprint = settings.fingerprint(current)
 features = data["features"]
 money = current.currency
-rollup = access.restrict(me, measures.cost_rollup(data).lazy(), level="outcome")
+rollup = visible_rollup(data, me)
 
 quarter_starts = sorted(rollup.select(pl.col("occurred_at").unique()).collect()["occurred_at"].to_list(), reverse=True)
 if not quarter_starts:
