@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import streamlit as st
 
+from core import settings
 from core.access import Viewer
 from core.store import Store
 from ui.session import current_store, viewer
@@ -20,9 +22,20 @@ class PageData:
     store: Store
     version: int
     frames: dict[str, pl.LazyFrame]
+    _settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, entity: str) -> pl.LazyFrame:
         return self.frames[entity]
+
+    def settings(self, group: str) -> Any:
+        """The workspace's settings of ``group`` (``core.settings.GROUPS``), read from the store once per rerun.
+
+        A page script gets a new ``PageData`` on every run, and every page that saves settings reruns
+        straight after, so a value read here is never older than the run that shows it.
+        """
+        if group not in self._settings:
+            self._settings[group] = settings.load(self.store, group)
+        return self._settings[group]
 
 
 def page_data() -> PageData:

@@ -37,7 +37,7 @@ def judged(data: PageData) -> pl.DataFrame:
 
 def cost_settings(data: PageData) -> CostSettings:
     """The workspace's cost rates and attribution rules."""
-    return settings.load(data.store, "cost")
+    return data.settings("cost")  # type: ignore[no-any-return]
 
 
 def cost_lines(data: PageData) -> pl.DataFrame:
@@ -172,7 +172,7 @@ def milestone_markers(
 
 def dora_settings(data: PageData) -> DoraSettings:
     """The workspace's DORA definitions (DevLake's by default)."""
-    return settings.load(data.store, "dora")
+    return data.settings("dora")  # type: ignore[no-any-return]
 
 
 def dora_measures(data: PageData, chosen: DoraSettings, team_id: str | None, start: date, end: date) -> pl.DataFrame:
@@ -378,7 +378,7 @@ def _unattributed_lines(home: str, version: int, fingerprint: str, generic: bool
 
 def flag_settings(data: PageData) -> FlagSettings:
     """The workspace's vanity-flag thresholds and executive-view metrics."""
-    return settings.load(data.store, "flags")
+    return data.settings("flags")  # type: ignore[no-any-return]
 
 
 def flags(data: PageData) -> pl.DataFrame:
