@@ -44,6 +44,15 @@ RULE_LABELS: dict[str, str] = {
     "repo_activity": "repository or team cost split by features active that week",
 }
 
+SOURCE_LABELS: dict[str, str] = {
+    "llm": "AI agents / LLM",
+    "ci": "CI",
+    "review": "Code review",
+    "people": "People time",
+    "other": "Other",
+}
+"""What each cost source is called on screen and in reports, in the order they are shown."""
+
 ALL = "(all)"
 """The team or source label of a row that covers every team or every source."""
 

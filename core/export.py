@@ -8,6 +8,7 @@ single quote so it is shown as text instead.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
 
-from core.costs import ALL
+from core.costs import ALL, SOURCE_LABELS
 
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 """Leading characters that make a spreadsheet evaluate a cell."""
@@ -45,10 +46,68 @@ def to_safe_csv(frame: pl.DataFrame) -> str:
     return neutralise_formulas(frame).write_csv()
 
 
+def team_trend_figure(
+    by_team: pl.DataFrame, currency: str, team_names: Mapping[str, str], title: str | None = None
+) -> go.Figure:
+    """Cost per delivered feature per quarter: one line per team and one for all teams.
+
+    ``by_team`` holds a ``quarterly_cost_trend``'s all-sources rows (``source == ALL``), by quarter.
+    """
+    return go.Figure(
+        [
+            go.Scatter(
+                x=rows["quarter"].to_list(),
+                y=rows["cost_per_delivered_feature"].to_list(),
+                customdata=rows.select("delivered_features", "cost", "pct_change").rows(),
+                name=_team_label(str(team), team_names),
+                mode="lines+markers",
+                hovertemplate="%{x}: %{y:,.0f} "
+                + currency
+                + " per delivered feature<br>%{customdata[1]:,.0f} attributed to %{customdata[0]} features delivered"
+                "<br>%{customdata[2]:+.1f}% on the quarter before<extra>%{fullData.name}</extra>",
+            )
+            for (team,), rows in by_team.group_by(["team_id"], maintain_order=True)
+        ],
+        layout=_trend_layout(currency, title),
+    )
+
+
+def source_trend_figure(by_source: pl.DataFrame, currency: str, title: str | None = None) -> go.Figure:
+    """Cost per delivered feature per quarter, stacked by source.
+
+    ``by_source`` holds one team's (or all teams') per-source rows of a ``quarterly_cost_trend``, by quarter.
+    """
+    return go.Figure(
+        [
+            go.Bar(
+                x=rows["quarter"].to_list(),
+                y=rows["cost_per_delivered_feature"].to_list(),
+                name=SOURCE_LABELS.get(str(source), str(source)),
+                hovertemplate="%{x}: %{y:,.0f} "
+                + currency
+                + " per delivered feature from %{fullData.name}<extra></extra>",
+            )
+            for (source,), rows in by_source.group_by(["source"], maintain_order=True)
+        ],
+        layout={**_trend_layout(currency, title), "barmode": "stack"},
+    )
+
+
+def _trend_layout(currency: str, title: str | None) -> dict[str, object]:
+    layout: dict[str, object] = {
+        "yaxis_title": f"{currency} per delivered feature",
+        "height": 380,
+        "margin": {"t": 30 if title is None else 60},
+    }
+    return layout if title is None else {**layout, "title": title}
+
+
 def quarterly_trend_html(
     trend: pl.DataFrame,
     verdicts: pl.DataFrame,
     *,
+    team: str = ALL,
+    team_names: Mapping[str, str] | None = None,
     title: str = "Cost per delivered feature, quarter over quarter",
     currency: str = "USD",
     rules_on: str = "",
@@ -56,54 +115,30 @@ def quarterly_trend_html(
 ) -> str:
     """A self-contained HTML report (charts with plotly.js inline) of the quarterly cost trend.
 
-    ``trend`` is a collected ``quarterly_cost_trend``; ``verdicts`` its ``trend_verdicts``.
+    ``trend`` is a collected ``quarterly_cost_trend``; ``verdicts`` its ``trend_verdicts``. The
+    charts are the Cost page's: every team's line, and the sources of ``team`` (``ALL``: every
+    team). Teams are named by ``team_names`` and sources by ``SOURCE_LABELS``, as on the page.
     """
+    names = dict(team_names or {})
+    scope = _team_label(team, names)
     by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
-    by_source = trend.filter((pl.col("team_id") == ALL) & (pl.col("source") != ALL)).sort("quarter_start")
-    team_chart = go.Figure(
-        [
-            go.Scatter(
-                x=rows["quarter"].to_list(),
-                y=rows["cost_per_delivered_feature"].to_list(),
-                customdata=rows.select("delivered_features", "cost").rows(),
-                name=str(team),
-                mode="lines+markers",
-                hovertemplate=(
-                    "%{x}: %{y:,.2f} " + currency + " per delivered feature"
-                    "<br>= %{customdata[1]:,.2f} attributed to %{customdata[0]} features delivered"
-                    "<extra>%{fullData.name}</extra>"
-                ),
-            )
-            for (team,), rows in by_team.group_by(["team_id"], maintain_order=True)
-        ],
-        layout={"title": "By team (all sources)", "yaxis_title": f"{currency} per delivered feature"},
-    )
-    source_chart = go.Figure(
-        [
-            go.Bar(
-                x=rows["quarter"].to_list(),
-                y=rows["cost_per_delivered_feature"].to_list(),
-                name=str(source),
-                hovertemplate="%{x}: %{y:,.2f} "
-                + currency
-                + " per delivered feature from %{fullData.name}<extra></extra>",
-            )
-            for (source,), rows in by_source.group_by(["source"], maintain_order=True)
-        ],
-        layout={
-            "title": "By source (all teams)",
-            "barmode": "stack",
-            "yaxis_title": f"{currency} per delivered feature",
-        },
-    )
+    by_source = trend.filter((pl.col("team_id") == team) & (pl.col("source") != ALL)).sort("quarter_start")
     charts = [
-        pio.to_html(team_chart, full_html=False, include_plotlyjs=True),
-        pio.to_html(source_chart, full_html=False, include_plotlyjs=False),
+        pio.to_html(
+            team_trend_figure(by_team, currency, names, title="By team (all sources)"),
+            full_html=False,
+            include_plotlyjs=True,
+        ),
+        pio.to_html(
+            source_trend_figure(by_source, currency, title=f"By source ({scope})"),
+            full_html=False,
+            include_plotlyjs=False,
+        ),
     ]
     method = verdicts["method"][0] if verdicts.height else ""
     stamp = (generated_at or datetime.now()).strftime("%Y-%m-%d %H:%M")
     verdict_columns = [
-        "team_id",
+        "team",
         "source",
         "quarters",
         "first_quarter",
@@ -115,13 +150,14 @@ def quarterly_trend_html(
     ]
     trend_columns = [
         "quarter",
-        "team_id",
+        "team",
         "source",
         "delivered_features",
         "cost",
         "cost_per_delivered_feature",
         "pct_change",
     ]
+    figures = _labelled(trend.sort("team_id", "source", "quarter_start"), names)
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -137,12 +173,31 @@ def quarterly_trend_html(
             f'<p class="note">Attribution rules on: {html.escape(rules_on)}</p>' if rules_on else "",
             "<h2>Is cost per delivered feature declining?</h2>",
             f'<p class="note">{html.escape(method)}</p>',
-            _html_table(verdicts, verdict_columns),
+            _html_table(_labelled(verdicts, names), verdict_columns),
             *charts,
             "<h2>Quarterly figures</h2>",
-            _html_table(trend.sort("team_id", "source", "quarter_start"), trend_columns),
+            _html_table(figures, trend_columns),
             "</body></html>",
         ]
+    )
+
+
+def _team_label(team: str, team_names: Mapping[str, str]) -> str:
+    return "all teams" if team == ALL else team_names.get(team, team)
+
+
+def _labelled(frame: pl.DataFrame, team_names: Mapping[str, str]) -> pl.DataFrame:
+    """``frame`` with ``team`` (the team's name) and ``source`` (its label) as the page shows them."""
+    team = pl.col("team_id")
+    return frame.with_columns(
+        pl.when(team == ALL)
+        .then(pl.lit("all teams"))
+        .otherwise(team.replace_strict(dict(team_names), default=team, return_dtype=pl.String))
+        .alias("team"),
+        pl.when(pl.col("source") == ALL)
+        .then(pl.lit("all sources"))
+        .otherwise(pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source"), return_dtype=pl.String))
+        .alias("source"),
     )
 
 

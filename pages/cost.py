@@ -10,22 +10,15 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core import access, costs, settings
+from core import access, costs, export, settings
 from core.access import Viewer
-from core.costs import ALL, RULE_LABELS, RULES, CostSettings
+from core.costs import ALL, RULE_LABELS, RULES, SOURCE_LABELS, CostSettings
 from core.export import quarterly_trend_html, to_safe_csv
 from ui import measures
 from ui.data import PageData, page_data
 from ui.widgets import figure_builder, page_header, table, team_labels
 
 PAGE = "cost"
-SOURCE_LABELS = {
-    "llm": "AI agents / LLM",
-    "ci": "CI",
-    "review": "Code review",
-    "people": "People time",
-    "other": "Other",
-}
 
 
 def visible_rollup(data: PageData, viewer: Viewer) -> pl.LazyFrame:
@@ -100,50 +93,9 @@ def distribution_figure(delivered: pl.DataFrame, money: str) -> go.Figure:
     return histogram
 
 
-@figure_builder
-def team_trend_figure(by_team: pl.DataFrame, money: str, team_names: dict[str, str]) -> go.Figure:
-    """Cost per delivered feature per quarter, one line per team and one for all teams."""
-    return go.Figure(
-        [
-            go.Scatter(
-                x=rows["quarter"].to_list(),
-                y=rows["cost_per_delivered_feature"].to_list(),
-                customdata=rows.select("delivered_features", "cost", "pct_change").rows(),
-                name="all teams" if name == ALL else team_names.get(name, name),
-                mode="lines+markers",
-                hovertemplate="%{x}: %{y:,.0f} "
-                + money
-                + " per delivered feature<br>%{customdata[1]:,.0f} attributed to %{customdata[0]} features delivered"
-                "<br>%{customdata[2]:+.1f}% on the quarter before<extra>%{fullData.name}</extra>",
-            )
-            for (name,), rows in by_team.group_by(["team_id"], maintain_order=True)
-        ],
-        layout={"yaxis_title": f"{money} per delivered feature", "height": 380, "margin": {"t": 30}},
-    )
-
-
-@figure_builder
-def source_trend_figure(source_trend: pl.DataFrame, money: str) -> go.Figure:
-    """Cost per delivered feature per quarter, stacked by source."""
-    return go.Figure(
-        [
-            go.Bar(
-                x=rows["quarter"].to_list(),
-                y=rows["cost_per_delivered_feature"].to_list(),
-                name=SOURCE_LABELS.get(str(source), str(source)),
-                hovertemplate="%{x}: %{y:,.0f} "
-                + money
-                + " per delivered feature from %{fullData.name}<extra></extra>",
-            )
-            for (source,), rows in source_trend.group_by(["source"], maintain_order=True)
-        ],
-        layout={
-            "barmode": "stack",
-            "yaxis_title": f"{money} per delivered feature",
-            "height": 380,
-            "margin": {"t": 30},
-        },
-    )
+# The trend charts are the HTML report's too (``core.export``), kept here once per distinct input.
+team_trend_figure = figure_builder(export.team_trend_figure)
+source_trend_figure = figure_builder(export.source_trend_figure)
 
 
 data = page_data()
@@ -441,7 +393,15 @@ csv_col.download_button(
 )
 html_col.download_button(
     "Download report (HTML)",
-    partial(quarterly_trend_html, trend, verdicts, currency=money, rules_on=current.rules_on),
+    partial(
+        quarterly_trend_html,
+        trend,
+        verdicts,
+        team=trend_team,
+        team_names=team_names,
+        currency=money,
+        rules_on=current.rules_on,
+    ),
     file_name="cost-per-feature-trend.html",
     mime="text/html",
     key=f"{PAGE}.download_html",

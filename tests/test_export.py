@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from datetime import datetime
 
 import polars as pl
@@ -61,3 +63,64 @@ def test_html_report_is_self_contained_and_escapes_names() -> None:
     assert "<script src=" not in report
     assert "Plotly" in report and "declining" in report and "Kendall" in report
     assert "<script>alert(1)</script>" not in report.split("<table>", 1)[1]
+
+
+def _two_team_trend() -> pl.DataFrame:
+    quarters = ["2026Q1", "2026Q2"]
+    starts = [datetime(2026, 1, 1), datetime(2026, 4, 1)]
+    rows = [
+        # team, source, cost per delivered feature in Q1 and Q2
+        ("pay", ALL, 300.0, 200.0),
+        ("pay", "llm", 100.0, 50.0),
+        ("pay", "ci", 200.0, 150.0),
+        ("web", ALL, 500.0, 700.0),
+        ("web", "review", 500.0, 700.0),
+        (ALL, ALL, 400.0, 450.0),
+        (ALL, "llm", 50.0, 25.0),
+        (ALL, "ci", 100.0, 75.0),
+        (ALL, "review", 250.0, 350.0),
+    ]
+    return pl.DataFrame(
+        [
+            {
+                "quarter": quarter,
+                "quarter_start": start,
+                "team_id": team,
+                "source": source,
+                "delivered_features": 2,
+                "cost": 2 * value,
+                "cost_per_delivered_feature": value,
+                "previous_quarter": None,
+                "pct_change": None,
+            }
+            for team, source, *values in rows
+            for quarter, start, value in zip(quarters, starts, values, strict=True)
+        ]
+    )
+
+
+def _chart_traces(report: str) -> list[list[str]]:
+    """The trace names of each chart in the report, chart by chart."""
+    charts = re.findall(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", report, flags=re.S)
+    return [[trace["name"] for trace in json.loads(chart)] for chart in charts]
+
+
+def test_the_report_names_teams_and_sources_as_the_page_does_and_charts_the_chosen_team() -> None:
+    trend = _two_team_trend()
+    report = quarterly_trend_html(
+        trend, trend_verdicts(trend, min_quarters=2), team="pay", team_names={"pay": "Payments", "web": "Web"}
+    )
+    teams, sources = _chart_traces(report)
+    assert sorted(teams) == ["Payments", "Web", "all teams"]
+    assert sorted(sources) == ["AI agents / LLM", "CI"]  # the chosen team's sources only: not Web's review
+    assert "By source (Payments)" in report
+    figures = report.split("<h2>Quarterly figures</h2>", 1)[1]
+    assert "<td>Payments</td><td>AI agents / LLM</td>" in figures
+    assert "<td>all teams</td><td>all sources</td>" in figures
+    assert "<td>pay</td>" not in figures and "<td>llm</td>" not in figures
+
+
+def test_the_report_for_all_teams_charts_every_teams_sources() -> None:
+    trend = _two_team_trend()
+    _, sources = _chart_traces(quarterly_trend_html(trend, trend_verdicts(trend, min_quarters=2)))
+    assert sorted(sources) == ["AI agents / LLM", "CI", "Code review"]
