@@ -55,6 +55,20 @@ def test_the_trend_downloads_are_built_when_clicked(
     html = Path(report.path()).read_text(encoding="utf-8")
     assert report.suggested_filename == "cost-per-feature-trend.html"
     assert "Cost per delivered feature" in html and "</html>" in html
+    assert "By source (all teams)" in html
+
+    # With one team chosen, the report charts that team's sources, named as the page names them.
+    wait_idle(page, timeout=120_000)
+    team_box = page.locator(".st-key-cost-team").get_by_role("combobox")
+    team_box.scroll_into_view_if_needed()
+    team_box.click()
+    option = page.get_by_role("option").nth(1)
+    team_name = option.inner_text().strip()
+    option.click()
+    wait_idle(page, timeout=120_000)
+    html = Path(_download(page, "Download report (HTML)").path()).read_text(encoding="utf-8")
+    assert f"By source ({team_name})" in html
+    assert f"<td>{team_name}</td>" in html and "AI agents / LLM" in html
     context.close()
 
 
