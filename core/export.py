@@ -124,16 +124,8 @@ def quarterly_trend_html(
     by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
     by_source = trend.filter((pl.col("team_id") == team) & (pl.col("source") != ALL)).sort("quarter_start")
     charts = [
-        pio.to_html(
-            team_trend_figure(by_team, currency, names, title="By team (all sources)"),
-            full_html=False,
-            include_plotlyjs=True,
-        ),
-        pio.to_html(
-            source_trend_figure(by_source, currency, title=f"By source ({scope})"),
-            full_html=False,
-            include_plotlyjs=False,
-        ),
+        _standalone(team_trend_figure(by_team, currency, names, title="By team (all sources)"), with_plotlyjs=True),
+        _standalone(source_trend_figure(by_source, currency, title=f"By source ({scope})"), with_plotlyjs=False),
     ]
     method = verdicts["method"][0] if verdicts.height else ""
     stamp = (generated_at or datetime.now()).strftime("%Y-%m-%d %H:%M")
@@ -180,6 +172,20 @@ def quarterly_trend_html(
             "</body></html>",
         ]
     )
+
+
+REPORT_TEMPLATE = "plotly_white"
+"""The plotly template of a chart in a downloaded report.
+
+Inside the app plotly's default template is Streamlit's, whose colours are placeholders the app's
+front end swaps for its theme; a file opened elsewhere would draw every trace in them (near black).
+"""
+
+
+def _standalone(figure: go.Figure, *, with_plotlyjs: bool) -> str:
+    """``figure`` as an HTML fragment that draws the same wherever the file is opened."""
+    figure.update_layout(template=REPORT_TEMPLATE)
+    return pio.to_html(figure, full_html=False, include_plotlyjs=with_plotlyjs)
 
 
 def _team_label(team: str, team_names: Mapping[str, str]) -> str:

@@ -8,10 +8,12 @@ import json
 import re
 from datetime import datetime
 
+import plotly.io as pio
 import polars as pl
+import pytest
 
 from core.costs import ALL, trend_verdicts
-from core.export import neutralise_formulas, quarterly_trend_html, to_safe_csv
+from core.export import REPORT_TEMPLATE, neutralise_formulas, quarterly_trend_html, to_safe_csv
 
 RISKY = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\r=1"]
 
@@ -124,3 +126,20 @@ def test_the_report_for_all_teams_charts_every_teams_sources() -> None:
     trend = _two_team_trend()
     _, sources = _chart_traces(quarterly_trend_html(trend, trend_verdicts(trend, min_quarters=2)))
     assert sorted(sources) == ["AI agents / LLM", "CI", "Code review"]
+
+
+def test_the_reports_charts_keep_their_colours_outside_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the app plotly's default template is Streamlit's, whose colours only its front end fills in."""
+    from streamlit.elements.lib.streamlit_plotly_theme import configure_streamlit_plotly_theme
+
+    configure_streamlit_plotly_theme()
+    monkeypatch.setattr(pio.templates, "default", "streamlit")
+    assert pio.templates["streamlit"].layout.colorway[0] == "#000001"  # the placeholder a file would draw
+    trend = _two_team_trend()
+    report = quarterly_trend_html(trend, trend_verdicts(trend, min_quarters=2), team="pay")
+    layouts = re.findall(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*\[.*?\],\s*(\{.*?\}),\s*\{\"responsive\"", report, re.S)
+    assert len(layouts) == 2
+    for layout in layouts:
+        colorway = json.loads(layout)["template"]["layout"]["colorway"]
+        assert colorway == list(pio.templates[REPORT_TEMPLATE].layout.colorway)
+        assert not any(colour.startswith("#00000") for colour in colorway)
