@@ -380,6 +380,8 @@ st.caption(
 table(
     overall.select("quarter", "delivered_features", "cost", "cost_per_delivered_feature", "pct_change"),
     key=f"{PAGE}.trend_table",
+    delivered_features=st.column_config.NumberColumn("features delivered"),
+    cost=st.column_config.NumberColumn(f"cost ({money})", format="%.0f"),
     cost_per_delivered_feature=st.column_config.NumberColumn(f"cost per delivered feature ({money})", format="%.0f"),
     pct_change=st.column_config.NumberColumn("% change", format="%+.1f%%"),
 )
@@ -429,6 +431,9 @@ if contrast.height and access.may_see(me, "activity", None if contrast_team == A
         key=f"{PAGE}.contrast",
         caption="Cost per PR = all money of the quarter ÷ PRs merged in it; PRs per feature = merged PRs linked to "
         "the features delivered that quarter ÷ their number.",
+        team_id=st.column_config.TextColumn("team"),
+        prs_merged=st.column_config.NumberColumn("PRs merged"),
+        agent_prs_merged=st.column_config.NumberColumn("by agents"),
         cost_per_pr=st.column_config.NumberColumn(f"cost per PR ({money})", format="%.0f"),
         prs_per_delivered_feature=st.column_config.NumberColumn("PRs per delivered feature", format="%.1f"),
     )
