@@ -218,6 +218,7 @@ feature_columns = {
     "feature_id": st.column_config.TextColumn("Feature"),
     "name": st.column_config.TextColumn("Name"),
     "team_id": st.column_config.TextColumn("Team"),
+    "delivered_at": st.column_config.DatetimeColumn("Delivered", format="YYYY-MM-DD"),
     "cost": st.column_config.NumberColumn(f"Cost ({money})", format="%.2f"),
     **{
         f"cost_{s}": st.column_config.NumberColumn(f"{label} ({money})", format="%.2f")
