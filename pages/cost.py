@@ -13,7 +13,6 @@ import streamlit as st
 from core import access, costs, export, settings
 from core.access import Viewer
 from core.costs import ALL, RULE_LABELS, RULES, SOURCE_LABELS, CostSettings
-from core.export import quarterly_trend_html, to_safe_csv
 from ui import measures
 from ui.data import PageData, page_data
 from ui.widgets import figure_builder, page_header, table, team_labels
@@ -389,7 +388,7 @@ table(
 csv_col, html_col = st.columns(2)
 csv_col.download_button(
     "Download trend (CSV)",
-    partial(to_safe_csv, trend.sort("team_id", "source", "quarter_start")),  # built on the click
+    partial(export.to_safe_csv, trend.sort("team_id", "source", "quarter_start")),  # built on the click
     file_name="cost-per-feature-trend.csv",
     mime="text/csv",
     key=f"{PAGE}.download_csv",
@@ -397,7 +396,7 @@ csv_col.download_button(
 html_col.download_button(
     "Download report (HTML)",
     partial(
-        quarterly_trend_html,
+        export.quarterly_trend_html,
         trend,
         verdicts,
         team=trend_team,
