@@ -59,7 +59,7 @@ def team_trend_figure(
                 x=rows["quarter"].to_list(),
                 y=rows["cost_per_delivered_feature"].to_list(),
                 customdata=rows.select("delivered_features", "cost", "pct_change").rows(),
-                name=_team_label(str(team), team_names),
+                name=team_label(str(team), team_names),
                 mode="lines+markers",
                 hovertemplate="%{x}: %{y:,.0f} "
                 + currency
@@ -120,7 +120,7 @@ def quarterly_trend_html(
     team). Teams are named by ``team_names`` and sources by ``SOURCE_LABELS``, as on the page.
     """
     names = dict(team_names or {})
-    scope = _team_label(team, names)
+    scope = team_label(team, names)
     by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
     by_source = trend.filter((pl.col("team_id") == team) & (pl.col("source") != ALL)).sort("quarter_start")
     charts = [
@@ -188,7 +188,8 @@ def _standalone(figure: go.Figure, *, with_plotlyjs: bool) -> str:
     return pio.to_html(figure, full_html=False, include_plotlyjs=with_plotlyjs)
 
 
-def _team_label(team: str, team_names: Mapping[str, str]) -> str:
+def team_label(team: str, team_names: Mapping[str, str]) -> str:
+    """How a team (or ``ALL``) is named on the Cost page and in its report."""
     return "all teams" if team == ALL else team_names.get(team, team)
 
 

@@ -136,6 +136,8 @@ team = right.selectbox(
     key=f"{PAGE}.team",
 )
 period = costs.parse_period(period_label)
+scope = ALL if team is None else team  # the team the trend and contrast rows are read for
+scope_name = export.team_label(scope, team_names)
 summary, per_feature, by_source = period_costs(
     data, data.store.workspace.home.as_posix(), data.version, fingerprint, me, period_label, team
 )
@@ -145,7 +147,7 @@ def amount(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} {money}"
 
 
-st.subheader(f"{period.label} · {'all teams' if team is None else team_names.get(team, team)}")
+st.subheader(f"{period.label} · {scope_name}")
 coverage, median, mean, total = st.columns(4)
 coverage.metric(
     "Attribution coverage",
@@ -357,22 +359,21 @@ else:
 
 st.subheader("Quarter over quarter")
 trend, verdicts = quarterly_trend(data, data.store.workspace.home.as_posix(), data.version, fingerprint, me)
-trend_team = ALL if team is None else team
-overall = trend.filter((pl.col("team_id") == trend_team) & (pl.col("source") == ALL)).sort("quarter_start")
-verdict = verdicts.filter((pl.col("team_id") == trend_team) & (pl.col("source") == ALL))
+overall = trend.filter((pl.col("team_id") == scope) & (pl.col("source") == ALL)).sort("quarter_start")
+verdict = verdicts.filter((pl.col("team_id") == scope) & (pl.col("source") == ALL))
 if verdict.height:
     v = verdict.row(0, named=True)
     change = "" if v["change_pct"] is None else f", {v['change_pct']:+.0f}% from {v['first_quarter']}"
     st.markdown(f"Cost per delivered feature is **{v['verdict']}** over {v['quarters']} quarters{change}.")
     st.caption(f"Method: {v['method']}")
 by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
-source_trend = trend.filter((pl.col("team_id") == trend_team) & (pl.col("source") != ALL)).sort("quarter_start")
+source_trend = trend.filter((pl.col("team_id") == scope) & (pl.col("source") != ALL)).sort("quarter_start")
 trend_left, trend_right = st.columns(2)
 with trend_left:
     st.markdown("**By team (all sources)**")
-    st.plotly_chart(team_trend_figure(by_team, money, team_names), key=f"{PAGE}.trend_teams")
+    st.plotly_chart(team_trend_figure(by_team, money, team_names), key=f"{PAGE}.scopes")
 with trend_right:
-    st.markdown(f"**By source ({'all teams' if team is None else team_names.get(team, team)})**")
+    st.markdown(f"**By source ({scope_name})**")
     st.plotly_chart(source_trend_figure(source_trend, money), key=f"{PAGE}.trend_sources")
 st.caption(
     "A feature counts in the quarter it was delivered, with every cost attributed to it up to that quarter's end."
@@ -399,7 +400,7 @@ html_col.download_button(
         export.quarterly_trend_html,
         trend,
         verdicts,
-        team=trend_team,
+        team=scope,
         team_names=team_names,
         currency=money,
         rules_on=current.rules_on,
@@ -414,7 +415,7 @@ html_col.download_button(
 contrast = access.restrict(
     me, costs.activity_contrast(rollup, measures.cost_links(data).pr_links.lazy(), features), level="activity"
 ).collect()
-wanted = contrast.filter(pl.col("team_id") == (ALL if team is None else team))
+wanted = contrast.filter(pl.col("team_id") == scope)
 contrast = wanted if wanted.height or team is not None else contrast
 contrast_team = contrast["team_id"][0] if contrast.height else None
 if contrast.height and access.may_see(me, "activity", None if contrast_team == ALL else contrast_team):
