@@ -1376,10 +1376,13 @@ def unreached_cost_events(
     rest = cost_events
     for rule in _explicit_rules(on, pr_links, work_item_links, features):
         rest = rule.take_reached(rest)
-    week = pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week")
-    for _, column, _, weeks in _active_weeks(activity, on):
-        rest = rest.with_columns(week).join(weeks.select(column, "week"), on=[column, "week"], how="anti").drop("week")
-    return rest
+    splits = _active_weeks(activity, on)
+    if not splits:
+        return rest
+    rest = rest.with_columns(pl.col("occurred_at").dt.truncate("1w").dt.date().alias("week"))
+    for _, column, _, weeks in splits:
+        rest = rest.join(weeks.select(column, "week"), on=[column, "week"], how="anti")
+    return rest.drop("week")
 
 
 def branch_work_items(cost_events: pl.LazyFrame) -> pl.LazyFrame:
