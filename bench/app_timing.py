@@ -27,9 +27,9 @@ from typing import Any
 import polars as pl
 
 from core import access, bootstrap, derived, users
-from core.schema import ENTITIES
-from core.store import open_store
-from core.workspace import Workspace
+from core.model.schema import ENTITIES
+from core.store.database import open_store
+from core.store.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/throughput.py"

@@ -76,7 +76,7 @@ def _child(args: argparse.Namespace, engine: str) -> dict[str, Any]:
 
 
 def _generate(folder: Path, scale: float) -> None:
-    from core.demo import generate_demo
+    from demo import generate_demo
 
     print(f"generating the demo organisation at scale {scale:g} into {folder} ...", flush=True)
     folder.mkdir(parents=True, exist_ok=True)

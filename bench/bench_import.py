@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from core.importing import GenericMapping, plan_import, run_import
-from core.store import open_store
-from core.workspace import Workspace
+from core.store.database import open_store
+from core.store.workspace import Workspace
 
 TARGET_SECONDS = 20.0
 AUTHORS = 2_000

@@ -24,7 +24,7 @@ import polars as pl
 
 from bench import references, sizes
 from bench.polars_measures import MEASURES, upstream
-from core.schema import ENTITIES
+from core.model.schema import ENTITIES
 
 REFERENCE_TABLES = ["features", "work_items", "pull_requests", "cost_events", "people", "deployments", "incidents"]
 
@@ -130,8 +130,8 @@ def _reference(args: argparse.Namespace) -> dict[str, Any]:
 
 def _import(args: argparse.Namespace) -> dict[str, Any]:
     """Store.write of every entity into a fresh SQLite workspace, snapshot refresh included."""
-    from core.store import open_store
-    from core.workspace import Workspace
+    from core.store.database import open_store
+    from core.store.workspace import Workspace
 
     frames = {name: pl.read_parquet(args.snapshot / f"{name}.parquet") for name in ENTITIES}
     limited = {}

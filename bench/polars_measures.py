@@ -14,8 +14,10 @@ from typing import Any
 
 import polars as pl
 
-from core import costs, dora, flags, measures, outcomes, throughput
+from core import costs, flags, measures
 from core.costs import DEFAULT_SETTINGS
+from core.delivery import dora, throughput
+from core.outcomes import progress
 
 Frames = dict[str, pl.LazyFrame]
 
@@ -83,7 +85,7 @@ def full_recompute(frames: Frames, _: Upstream | None) -> dict[str, Any]:
         throughput.throughput_series(daily.lazy(), "week"),
         throughput.throughput_series(daily.lazy(), "quarter"),
         throughput.milestone_markers(frames["milestones"], frames["features"]),
-        outcomes.outcome_progress(frames["metrics"], frames["metric_observations"], as_of),
+        progress.outcome_progress(frames["metrics"], frames["metric_observations"], as_of),
         dora.dora_measures(deploys, prs, incidents),
         dora.dora_trend(deploys, prs, incidents),
         dora.pr_cycle_times(prs, deploys),

@@ -25,9 +25,10 @@ from typing import Any
 
 import polars as pl
 
-from core import dora, measures, throughput
+from core import measures
 from core.costs import DEFAULT_SETTINGS, CostSettings
-from core.links import WORK_ITEM_KEY_PATTERN
+from core.delivery import dora, throughput
+from core.model.work_item_keys import WORK_ITEM_KEY_PATTERN
 
 KEY_IN_TEXT = rf"(?:^|[^A-Za-z0-9])({WORK_ITEM_KEY_PATTERN})"
 HEADLINES = ("cost_by_rule", "weekly", "dora")
@@ -49,7 +50,7 @@ def polars_cost_by_rule(frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
 
 
 def polars_weekly(frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
-    """Features delivered and PRs merged per week, from ``core.throughput``."""
+    """Features delivered and PRs merged per week, from ``core.delivery.throughput``."""
     no_verdicts = pl.LazyFrame(schema={"feature_id": pl.String, "verdict": pl.String})
     daily = throughput.daily_throughput(frames["features"], frames["pull_requests"], no_verdicts)
     return (
@@ -61,7 +62,7 @@ def polars_weekly(frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
 
 
 def polars_dora(frames: dict[str, pl.LazyFrame]) -> dict[str, float]:
-    """Deployment frequency and change failure rate from ``core.dora``."""
+    """Deployment frequency and change failure rate from ``core.delivery.dora``."""
     frequency, failure = pl.collect_all(
         [
             dora.deployment_frequency(frames["deployments"]),

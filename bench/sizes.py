@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from core.schema import ENTITIES
+from core.model.schema import ENTITIES
 
 if TYPE_CHECKING:
-    from core.demo import Demo
+    from demo import Demo
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def is_complete(folder: Path, size: Size | None = None) -> bool:
 
 def generate(size: Size, seed: int) -> Demo:
     """The demo organisation of ``size`` generated from ``seed``."""
-    from core.demo import generate_demo
+    from demo import generate_demo
 
     return generate_demo(
         seed=seed,
@@ -109,7 +109,7 @@ def write_snapshot(folder: Path, size: Size, seed: int) -> dict[str, int]:
 
 
 def write_frames(folder: Path, frames: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Each entity as ``<entity>.parquet`` sorted by its time column, as ``core.store`` refreshes a snapshot."""
+    """Each entity as ``<entity>.parquet`` sorted by its time column, as the store refreshes a snapshot."""
     counts: dict[str, int] = {}
     for name, spec in ENTITIES.items():
         frame = frames[name]

@@ -19,7 +19,7 @@ import polars as pl
 from bench import sizes
 from core import costs, measures
 from core.costs import DEFAULT_SETTINGS
-from core.schema import ENTITIES
+from core.model.schema import ENTITIES
 
 SHARED = ("teams", "people", "metrics", "capabilities", "milestones", "metric_observations")
 KEY_PREFIX = r"(?i)(^|[^A-Za-z0-9])(PAY|ONB|SRCH|MOB|PLAT|GRO)-(\d)"

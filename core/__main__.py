@@ -1,5 +1,5 @@
 """``python -m core``: the Throughline command line."""
 
-from core.cli import main
+from core.cli.commands import main
 
 raise SystemExit(main())

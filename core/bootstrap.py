@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import users
-from core.store import Store
+from core.store.database import Store
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.txt"
 DEMO_USERS = (
@@ -29,7 +29,7 @@ class DemoLogin:
 
 def seed_demo(store: Store, seed: int = 7, scale: float = 1.0) -> list[DemoLogin]:
     """Fill ``store`` with the demo organisation and create one user per role with random passwords."""
-    from core.demo import generate_demo
+    from demo import generate_demo
 
     demo = generate_demo(seed=seed, scale=scale)
     store.write(demo.frames, mode="replace", source="demo")

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from core import measures, settings
+from core import measures
 from core.costs import CostSettings
+from core.store import settings
 
 if TYPE_CHECKING:
-    from core.store import Store
+    from core.store.database import Store
 
 FOLDER = "derived"
 KEEPER_THREAD = "throughline-keep-results"
@@ -135,7 +136,7 @@ def keep_results(store: Store) -> None:
     """Compute and keep the stage-1 results of the store's current data version under its cost settings."""
     snapshot = store.snapshot()
     frames = snapshot.frames()
-    cost = settings.load(store, "cost")
+    cost = settings.load(store, CostSettings)
     verdicts = judged(snapshot.folder, frames, measures.as_of(frames))
     rollup = cost_rollup(snapshot.folder, frames, cost)
     daily_throughput(snapshot.folder, frames, lambda: verdicts, lambda: rollup, cost)

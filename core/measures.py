@@ -12,9 +12,11 @@ from datetime import date
 
 import polars as pl
 
-from core import costs, flags, throughput, verdicts
+from core import costs, flags
 from core.costs import CostSettings
+from core.delivery import throughput
 from core.flags import FlagSettings
+from core.outcomes import verdicts
 
 Frames = Mapping[str, pl.LazyFrame]
 
@@ -31,7 +33,7 @@ def as_of(frames: Frames) -> date:
 
 
 def judged_hypotheses(frames: Frames, as_of_date: date) -> pl.DataFrame:
-    """Every delivered feature's hypothesis verdict as of ``as_of_date`` (see ``core.verdicts``)."""
+    """Every delivered feature's hypothesis verdict as of ``as_of_date`` (see ``core.outcomes.verdicts``)."""
     return verdicts.judge_hypotheses(
         frames["features"], frames["hypotheses"], frames["metrics"], frames["metric_observations"], as_of_date
     )

@@ -14,8 +14,8 @@ import bcrypt
 import polars as pl
 import sqlalchemy as sa
 
-from core.schema import ROLES
-from core.store import Store, users_table, utc_now
+from core.model.schema import ROLES
+from core.store.database import Store, users_table, utc_now
 
 MIN_PASSWORD_LENGTH = 12
 LOCK_AFTER_FAILURES = 5

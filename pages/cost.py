@@ -10,10 +10,11 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core import access, costs, export, settings
+from core import access, costs
 from core.access import Viewer
+from core.cli import export
 from core.costs import ALL, RULE_LABELS, RULES, SOURCE_LABELS, CostSettings
-from ui import measures
+from ui import caches
 from ui.data import PageData, page_data
 from ui.widgets import figure_builder, page_header, table, team_labels
 
@@ -22,7 +23,7 @@ PAGE = "cost"
 
 def visible_rollup(data: PageData, viewer: Viewer) -> pl.LazyFrame:
     """The cost roll-up under the workspace's settings, as ``viewer`` may see it."""
-    return access.restrict(viewer, measures.cost_rollup(data).lazy(), level="outcome")
+    return access.restrict(viewer, caches.cost_rollup(data).lazy(), level="outcome")
 
 
 # What a rerun would otherwise rebuild, kept per data version, settings and viewer: the quarterly trend
@@ -50,7 +51,7 @@ def period_costs(
     scoped = visible if team is None else visible.filter(pl.col("team_id") == team)
     features = _data["features"]
     team_features = features if team is None else features.filter(pl.col("team_id") == team)
-    summary = costs.cost_summary(scoped, team_features, period, measures.cost_settings(_data)).collect()
+    summary = costs.cost_summary(scoped, team_features, period, caches.cost_settings(_data)).collect()
     per_feature = access.restrict(viewer, costs.cost_per_feature(scoped, team_features, period), level="outcome")
     by_source = (
         costs.cost_by_source(scoped, period)
@@ -92,7 +93,7 @@ def distribution_figure(delivered: pl.DataFrame, money: str) -> go.Figure:
     return histogram
 
 
-# The trend charts are the HTML report's too (``core.export``), kept here once per distinct input.
+# The trend charts are the HTML report's too (``core.cli.export``), kept here once per distinct input.
 team_trend_figure = figure_builder(export.team_trend_figure)
 source_trend_figure = figure_builder(export.source_trend_figure)
 
@@ -106,8 +107,8 @@ page_header(
     me,
 )
 
-current = measures.cost_settings(data)
-fingerprint = settings.fingerprint(current)
+current = caches.cost_settings(data)
+fingerprint = caches.settings_key(current)
 features = data["features"]
 money = current.currency
 rollup = visible_rollup(data, me)
@@ -117,7 +118,7 @@ if not quarter_starts:
     st.info("No cost events are visible to you yet: import LLM, CI, review or people costs on the Data page.")
     st.stop()
 quarters = [f"{q.year}Q{(q.month - 1) // 3 + 1}" for q in quarter_starts]
-as_of = datetime.combine(measures.as_of(data), time())
+as_of = datetime.combine(caches.as_of(data), time())
 complete = [label for label in quarters if costs.parse_period(label).end <= as_of]
 team_names = team_labels(data["teams"])
 
@@ -275,7 +276,7 @@ if chosen is not None:
         column_config={f"cost ({money})": st.column_config.NumberColumn(format="%.2f")},
     )
     chosen_team = feature_team.get(chosen)
-    lines = measures.feature_cost_lines(data, chosen).filter(pl.col("occurred_at") < period.end)
+    lines = caches.feature_cost_lines(data, chosen).filter(pl.col("occurred_at") < period.end)
     if access.may_see_detail(me, chosen_team):
         visible = access.restrict(me, lines.lazy(), level="outcome", detail=True).collect()
         st.caption(f"{visible.height:,} cost lines; each says which link attributed it to this feature.")
@@ -328,7 +329,7 @@ def in_scope(frame: pl.DataFrame) -> pl.DataFrame:
     return scoped_rows if team is None else scoped_rows.filter(pl.col("team_id") == team)
 
 
-generic = in_scope(measures.unattributed_cost_lines(data, generic=True))
+generic = in_scope(caches.unattributed_cost_lines(data, generic=True))
 by_reason = (
     access.restrict(me, generic.lazy(), level="outcome")
     .group_by("reason")
@@ -346,7 +347,7 @@ else:
         caption="Money no enabled rule could attribute, by reason; it counts in the total, never spread over features.",
     )
     detail = access.restrict(
-        me, in_scope(measures.unattributed_cost_lines(data, generic=False)).lazy(), level="outcome", detail=True
+        me, in_scope(caches.unattributed_cost_lines(data, generic=False)).lazy(), level="outcome", detail=True
     ).collect()
     if detail.height:
         with st.expander(f"Unattributed cost lines you may see in detail ({detail.height:,})"):
@@ -413,7 +414,7 @@ html_col.download_button(
 # --- Activity-level contrast ------------------------------------------------------------------------------------
 
 contrast = access.restrict(
-    me, costs.activity_contrast(rollup, measures.cost_links(data).pr_links.lazy(), features), level="activity"
+    me, costs.activity_contrast(rollup, caches.cost_links(data).pr_links.lazy(), features), level="activity"
 ).collect()
 wanted = contrast.filter(pl.col("team_id") == scope)
 contrast = wanted if wanted.height or team is not None else contrast
@@ -483,6 +484,6 @@ if access.may_change_settings(me):
             except (TypeError, ValueError) as error:
                 st.error(f"Not saved: {error}")
             else:
-                settings.save(data.store, "cost", chosen_settings, actor=me.username)
+                access.save_settings(data.store, me, chosen_settings)
                 st.toast("Cost settings saved; the figures are recomputed with them.")
                 st.rerun()

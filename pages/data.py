@@ -7,7 +7,6 @@ import zoneinfo
 import polars as pl
 import streamlit as st
 
-from core import connect
 from core.importing import (
     FORMATS,
     GENERIC,
@@ -19,8 +18,8 @@ from core.importing import (
     import_history,
     undo_import,
 )
-from core.schema import ENTITIES
-from core.workspace import read_secrets
+from core.model.schema import ENTITIES
+from core.sources import connect
 from ui.data import page_data
 from ui.data_import import (
     UPLOAD_TYPES,
@@ -397,7 +396,8 @@ def render_connect() -> None:
     if current is None:
         st.caption("Save a connection to test it, list its tables and map them onto Throughline's entities.")
         return
-    st.caption(f"`{current.url}` · password {'saved in the secrets file' if _has_password(current) else 'none'}")
+    password = "saved in the secrets file" if connect.has_password(store, current.name) else "none"
+    st.caption(f"`{current.url}` · password {password}")
     render_connection(current)
 
 
@@ -548,11 +548,6 @@ def render_preview_and_refresh(current: connect.Connection) -> None:
             show_result(record, key=f"{PAGE}.connect.result")
         finally:
             bar.clear()
-
-
-def _has_password(current: connect.Connection) -> bool:
-    section = read_secrets(store.workspace.secrets_path).get(connect.SECRETS_SECTION, {})
-    return isinstance(section, dict) and current.name in section
 
 
 def render_history() -> None:

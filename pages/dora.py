@@ -7,10 +7,10 @@ import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import access, settings
-from core.dora import DORA_2023, FIRST_DEPLOYMENT_NOTE, MEASURES, DoraSettings
-from core.measure_access import restrict_dora
-from ui import measures
+from core import access
+from core.access import restrict_dora
+from core.delivery.dora import DORA_2023, FIRST_DEPLOYMENT_NOTE, MEASURES, DoraSettings
+from ui import caches
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
 
@@ -56,13 +56,13 @@ page_header(
 team_names = team_labels(data["teams"])
 
 scope_col, range_col, every_col = st.columns([2, 3, 2])
-team_id, start, end = scope_and_range(PAGE, team_names, measures.throughput_span(data), viewer, scope_col, range_col)
+team_id, start, end = scope_and_range(PAGE, team_names, caches.throughput_span(data), viewer, scope_col, range_col)
 every = every_col.segmented_control(
     "Trend per", ["week", "month"], format_func=str.capitalize, default="week", required=True, key=f"{PAGE}.every"
 )
 
-chosen: DoraSettings = measures.dora_settings(data)
-rows = restrict_dora(viewer, measures.dora_measures(data, chosen, team_id, start, end).lazy(), team_id).collect()
+chosen: DoraSettings = caches.dora_settings(data)
+rows = restrict_dora(viewer, caches.dora_measures(data, chosen, team_id, start, end).lazy(), team_id).collect()
 show_activity = access.may_see(viewer, "activity", team_id)
 
 
@@ -210,7 +210,7 @@ def definitions_panel() -> None:
             )
         }
         if st.form_submit_button("Save definitions"):
-            settings.save(data.store, "dora", DoraSettings(**picked_settings), actor=viewer.username)
+            access.save_settings(data.store, viewer, DoraSettings(**picked_settings))
             st.rerun()
     st.caption("Saved for the whole workspace (and audited); the DevLake choices are the defaults.")
 
@@ -231,7 +231,7 @@ with st.expander("Definitions (median or mean, lead time start, incident link)")
     definitions_panel()
 
 st.subheader("Trend")
-trend = measures.dora_trend(data, chosen, every, team_id, start, end)
+trend = caches.dora_trend(data, chosen, every, team_id, start, end)
 st.plotly_chart(trend_figure(trend, chosen.statistic, every, show_activity), key=f"{PAGE}.trend")
 st.caption(
     f"Per calendar {every}: deployment days in the {every}; the {chosen.statistic} lead time of PRs deployed in it; "
@@ -246,9 +246,9 @@ st.caption(
     + f". Each bar shows the {chosen.statistic} of each part, so the parts need not add up to the "
     f"{chosen.statistic} cycle time (coding + open + deploy per PR)."
 )
-overall = measures.overall_cycle_time(data, chosen.statistic, team_id, start, end)
+overall = caches.overall_cycle_time(data, chosen.statistic, team_id, start, end)
 features = access.restrict(
-    viewer, measures.feature_cycle_times(data, chosen.statistic, team_id, start, end).lazy(), level="output"
+    viewer, caches.feature_cycle_times(data, chosen.statistic, team_id, start, end).lazy(), level="output"
 ).collect()
 if not show_activity:
     overall, features = overall.drop("prs"), features.drop("prs")
@@ -267,7 +267,7 @@ table(
 
 st.subheader("Per PR")
 prs = access.restrict(
-    viewer, measures.pr_cycle_times(data, team_id, start, end).lazy(), level="activity", detail=True
+    viewer, caches.pr_cycle_times(data, team_id, start, end).lazy(), level="activity", detail=True
 ).collect()
 if prs.is_empty():
     st.caption("Per-PR rows are activity-level detail: the team's own lead and admins see them.")

@@ -10,9 +10,9 @@ import polars as pl
 import streamlit as st
 
 from core import explore
+from core.cli.export import to_safe_csv
 from core.explore import Dataset, ExploreQuery, ExploreRefused
-from core.export import to_safe_csv
-from ui import measures
+from ui import caches
 from ui.data import page_data
 from ui.widgets import page_header, table
 
@@ -88,7 +88,7 @@ def _refuse_crafted_state() -> None:
             if not kept:
                 continue
             filters.append((dimension.name, tuple(kept) if isinstance(kept, list | tuple) else (str(kept),)))
-            choices = measures.explore_choices(data, dataset.name, dimension.name)
+            choices = caches.explore_choices(data, dataset.name, dimension.name)
             if not isinstance(kept, list | tuple) or not set(kept) <= set(choices):
                 offending.append(_filter_key(dataset.name, dimension.name))
         requested = ExploreQuery(
@@ -222,7 +222,7 @@ with st.expander("Filters", expanded=False):
     for index, dimension in enumerate(dataset.dimensions):
         kept = columns[index % 3].multiselect(
             dimension.label,
-            measures.explore_choices(data, dataset.name, dimension.name),
+            caches.explore_choices(data, dataset.name, dimension.name),
             key=_filter_key(dataset.name, dimension.name),
             placeholder="All",
         )
@@ -240,7 +240,7 @@ query = ExploreQuery(
     period_end=end,
 )
 try:
-    result = measures.explore_result(data, query)
+    result = caches.explore_result(data, query)
 except ExploreRefused as refusal:
     st.warning(refusal.message, icon=":material/block:")
     st.stop()

@@ -11,11 +11,11 @@ import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import access, settings
-from core.flag_acks import MAX_COMMENT_CHARS, acknowledge_flag, read_acks
+from core import access
+from core.access import restrict_flags
 from core.flags import DETECTORS, FLAG_DEFAULTS_TEXT, FlagSettings, apply_acknowledgements, sort_flags
-from core.measure_access import restrict_flags
-from ui import measures
+from core.flags.acknowledgements import MAX_COMMENT_CHARS
+from ui import caches
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, table, team_labels
 
@@ -34,11 +34,11 @@ page_header(
     viewer,
 )
 
-thresholds: FlagSettings = measures.flag_settings(data)
+thresholds: FlagSettings = caches.flag_settings(data)
 team_names = team_labels(data["teams"])
 metric_names = dict(data["metrics"].select("metric_id", "name").collect().iter_rows())
-shown = restrict_flags(viewer, measures.flags(data), data.frames, thresholds)
-flags = sort_flags(apply_acknowledgements(shown, read_acks(data.store)))
+shown = restrict_flags(viewer, caches.flags(data), data.frames, thresholds)
+flags = sort_flags(apply_acknowledgements(shown, access.flag_acknowledgements(data.store)))
 
 flash = st.session_state.pop(f"{PAGE}.flash", None)
 if flash:
@@ -57,7 +57,7 @@ def subject(flag: dict[str, object]) -> str:
 
 def chart(flag_id: str) -> go.Figure | None:
     """The flag's small chart: the measures it compared (left axis) beside the value they should move (right)."""
-    rows = measures.flag_chart(data, flag_id)
+    rows = caches.flag_chart(data, flag_id)
     return None if rows.is_empty() else chart_figure(rows.sort("measure", "role", "period"))
 
 
@@ -112,7 +112,7 @@ def acknowledge_form(flag: dict[str, object], key: str) -> None:
             if not comment.strip():
                 st.error("Add a comment: what is known about this flag, or what will be done.")
                 return
-            acknowledge_flag(data.store, str(flag["flag_id"]), viewer.username, comment)
+            access.acknowledge_flag(data.store, viewer, str(flag["flag_id"]), comment)
             st.session_state[f"{PAGE}.flash"] = f"Acknowledged: {DETECTORS[str(flag['detector'])]} · {subject(flag)}."
             st.rerun()
 
@@ -161,7 +161,7 @@ def flag_card(flag: dict[str, object]) -> None:
         with st.expander("Reproduce and acknowledge"):
             st.markdown(
                 f"Flag id `{flag['flag_id']}`: detector `{flag['detector']}`, window {flag['window_start']} to "
-                f"{flag['window_end']} (inclusive), data as of {measures.as_of(data)}, under the thresholds below. "
+                f"{flag['window_end']} (inclusive), data as of {caches.as_of(data)}, under the thresholds below. "
                 "Run `python -m core report flags --format json` for the same numbers."
             )
             acknowledge_form(flag, key)
@@ -227,7 +227,7 @@ def thresholds_panel() -> None:
         except (TypeError, ValueError) as error:
             st.error(f"Not saved: {error}.")
             return
-        settings.save(data.store, "flags", chosen, actor=viewer.username)
+        access.save_settings(data.store, viewer, chosen)
         st.session_state[f"{PAGE}.flash"] = "Thresholds saved for the whole workspace; the flags were recomputed."
         st.rerun()
 

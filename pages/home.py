@@ -6,15 +6,15 @@ import polars as pl
 import streamlit as st
 
 from core import access, costs, overview
-from core.throughput import throughput_series
-from ui import measures
+from core.delivery.throughput import throughput_series
+from ui import caches
 from ui.data import page_data
 from ui.widgets import page_header, table
 
 PAGE = "home"
 data = page_data()
 viewer = data.viewer
-as_of = measures.as_of(data)
+as_of = caches.as_of(data)
 q_start, q_end = overview.quarter_bounds(as_of)
 quarter = overview.quarter_label(q_start)
 page_header("Home", f"Where things stand; the data runs up to {as_of:%d %b %Y}.", viewer)
@@ -27,7 +27,7 @@ def _number(value: float) -> str:
 
 # Outcomes against their targets: every role sees outcome level.
 st.subheader("Outcomes against target")
-progress = access.restrict(viewer, measures.outcome_progress(data).lazy(), level="outcome", team_column=None).collect()
+progress = access.restrict(viewer, caches.outcome_progress(data).lazy(), level="outcome", team_column=None).collect()
 if progress.is_empty():
     st.info("No outcome metric is defined yet. Delivery leads and admins define them on the Metrics page.")
 for row_start in range(0, progress.height, 4):
@@ -53,12 +53,12 @@ for row_start in range(0, progress.height, 4):
 # Last complete quarter: value and cost for everyone, delivery figures for those who see output level.
 own_team = viewer.team_id if viewer.role == "team_lead" else None
 st.subheader(f"{quarter}" + (f" · team {own_team}" if own_team else " · organisation"))
-daily = measures.daily_throughput(data).lazy()
+daily = caches.daily_throughput(data).lazy()
 if own_team:
     daily = daily.filter(pl.col("team_id") == own_team)
 series = throughput_series(daily, "quarter", start=q_start, end=q_end).collect()
 row = series.row(0, named=True) if series.height else {}
-lines = measures.cost_rollup(data).lazy()
+lines = caches.cost_rollup(data).lazy()
 features = data["features"]
 if own_team:
     lines, features = lines.filter(pl.col("team_id") == own_team), features.filter(pl.col("team_id") == own_team)
@@ -110,7 +110,7 @@ if access.may_see(viewer, "output", own_team):
 
 if own_team and access.may_see_detail(viewer, own_team):
     st.subheader("Your team's features")
-    listing = overview.team_features(data["features"], measures.judged(data).lazy(), own_team)
+    listing = overview.team_features(data["features"], caches.judged(data).lazy(), own_team)
     table(
         access.restrict(viewer, listing.with_columns(pl.lit(own_team).alias("team_id")), level="output", detail=True)
         .drop("team_id")

@@ -8,10 +8,7 @@ import polars as pl
 import streamlit as st
 
 from core import access
-from core.hypotheses import edit_hypothesis
-from core.hypothesis_history import append_history, read_history
-from core.schema import ENTITIES, ValidationError
-from core.store import utc_now
+from core.model.schema import ValidationError
 from ui.data import page_data
 from ui.widgets import page_header, table
 
@@ -161,26 +158,21 @@ if submitted:
         "window_days": int(window),
         "rationale": rationale.strip() or None,
     }
-    outcome = edit_hypothesis(feature_id, stored, proposed, delivered_at, utc_now(), me.username)
-    if outcome.history_entry is None:
-        (st.error if "not saved" in outcome.message else st.info)(outcome.message)
+    try:
+        outcome = access.record_hypothesis(store, me, feature, stored, proposed)
+    except ValidationError as error:
+        st.error(error.message)
     else:
-        try:
-            if outcome.applied:
-                row = pl.DataFrame([outcome.hypothesis], schema=ENTITIES["hypotheses"].schema)
-                store.write({"hypotheses": row}, source="hypotheses page")
-        except ValidationError as error:
-            st.error(error.message)
+        if outcome.history_entry is None:
+            (st.error if "not saved" in outcome.message else st.info)(outcome.message)
         else:
-            append_history(store, outcome.history_entry)
-            store.audit("hypothesis.change", me.username, f"{feature_id}: {outcome.history_entry['note']}")
             st.session_state[FLASH] = ("success" if outcome.applied else "warning", outcome.message)
             for key in [k for k in st.session_state if str(k).startswith(f"{PAGE}.{feature_id}.")]:
                 del st.session_state[key]
             st.rerun()
 
 st.subheader("History")
-history = read_history(store, feature_id)
+history = access.hypothesis_history(store, me, feature)
 if history.height == 0:
     st.caption("No edit recorded through Throughline yet; the current prediction is shown above.")
 else:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import access
 from core.access import Viewer
-from ui import measures
+from ui import caches
 from ui.data import PageData, page_data
 from ui.widgets import page_header, table
 
@@ -69,7 +69,7 @@ def verdict_rows(_data: PageData, home: str, version: int, viewer: Viewer) -> pl
     return (
         access.restrict(
             viewer,
-            measures.judged(_data).lazy().join(features, on="feature_id", how="left"),
+            caches.judged(_data).lazy().join(features, on="feature_id", how="left"),
             level="outcome",
         )
         .join(metric_names, on="metric_id", how="inner")
@@ -120,7 +120,7 @@ for column, verdict in zip(st.columns(len(VERDICTS)), VERDICTS, strict=True):
         counts.get(verdict, 0),
         help=f"Delivered features with a hypothesis whose verdict is {verdict}, under the filters above.",
     )
-st.caption(f"As of {measures.as_of(data):%-d %b %Y}, the last day with data. How is this computed? {HOW}")
+st.caption(f"As of {caches.as_of(data):%-d %b %Y}, the last day with data. How is this computed? {HOW}")
 
 table(
     shown.select(
@@ -183,7 +183,7 @@ if row["confounded_with"]:
     names = ", ".join(f"{f} ({n})" for f, n in others.select("feature_id", "feature_name").iter_rows())
     st.warning(f"Confounded: {names or row['confounded_with']} moved the same metric inside this window.")
 
-series = measures.fitted_series(data, feature_id)
+series = caches.fitted_series(data, feature_id)
 if series.height == 0:
     st.info("No observations of this metric around the delivery date yet.")
     st.stop()

@@ -7,8 +7,9 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core import access, ledger
-from ui import measures
+from core import access
+from core.outcomes import ledger
+from ui import caches
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, table
 
@@ -78,7 +79,7 @@ def _amount(value: pl.Expr) -> pl.Expr:
 
 
 predictions = access.restrict(
-    me, ledger.prediction_ledger(measures.judged(data).lazy(), data["features"]), level="outcome"
+    me, ledger.prediction_ledger(caches.judged(data).lazy(), data["features"]), level="outcome"
 ).collect()
 calibration = ledger.team_calibration(predictions.lazy()).collect()
 
@@ -161,7 +162,7 @@ table(
 )
 
 st.subheader("Backlog ranked by discounted expected value per cost")
-similar = measures.similar_feature_costs(data)
+similar = caches.similar_feature_costs(data)
 backlog = access.restrict(
     me,
     ledger.backlog_ranking(
@@ -170,7 +171,7 @@ backlog = access.restrict(
         data["metrics"],
         data["metric_observations"],
         calibration.lazy(),
-        measures.as_of(data),
+        caches.as_of(data),
         costs=similar.lazy(),
     ),
     level="outcome",

@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from core import access
-from core.schema import ENTITIES, LEVELS, ValidationError
+from core.model.schema import ENTITIES, LEVELS, ValidationError
 from ui.data import page_data
 from ui.widgets import page_header, table
 

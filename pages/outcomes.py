@@ -6,9 +6,10 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core import access, outcomes
+from core import access
 from core.access import Viewer
-from ui import measures
+from core.outcomes import progress as outcomes
+from ui import caches
 from ui.data import PageData, page_data
 from ui.widgets import figure_builder, page_header, table
 
@@ -41,7 +42,7 @@ def outcome_overview(
     """
     visible_metrics = access.restrict_metrics(viewer, _data["metrics"])
     progress = (
-        access.restrict(viewer, measures.outcome_progress(_data).lazy(), level="outcome", team_column=None)
+        access.restrict(viewer, caches.outcome_progress(_data).lazy(), level="outcome", team_column=None)
         .join(visible_metrics.select("metric_id"), on="metric_id", how="semi")
         .collect()
     )
@@ -124,7 +125,7 @@ page_header(
     me,
 )
 
-as_of = measures.as_of(data)
+as_of = caches.as_of(data)
 summary, tree, detail_teams = outcome_overview(data, data.store.workspace.home.as_posix(), data.version, me)
 if summary.height == 0:
     st.info("No outcome metric is defined yet. Delivery leads and admins define them on the Metrics page.")

@@ -9,9 +9,10 @@ import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import access, throughput
-from core.measure_access import restrict_throughput
-from ui import measures
+from core import access
+from core.access import restrict_throughput
+from core.delivery import throughput
+from ui import caches
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
 
@@ -61,18 +62,18 @@ page_header(
 )
 
 team_names = team_labels(data["teams"])
-currency = measures.cost_settings(data).currency
+currency = caches.cost_settings(data).currency
 
 period_col, scope_col, range_col = st.columns([2, 2, 3])
 period = period_col.segmented_control(
     "Per", list(PERIODS), format_func=PERIODS.get, default="week", required=True, key=f"{PAGE}.period"
 )
-team_id, start, end = scope_and_range(PAGE, team_names, measures.throughput_span(data), viewer, scope_col, range_col)
+team_id, start, end = scope_and_range(PAGE, team_names, caches.throughput_span(data), viewer, scope_col, range_col)
 
 show_prs = access.may_see(viewer, "activity", team_id)
-everything = measures.throughput_series(data, period, team_id, start, end)
+everything = caches.throughput_series(data, period, team_id, start, end)
 series = restrict_throughput(viewer, everything.lazy(), team_id).collect()
-markers = measures.milestone_markers(data, period, team_id, start, end)
+markers = caches.milestone_markers(data, period, team_id, start, end)
 
 
 def money(value: float | None) -> str:

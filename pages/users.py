@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from core import users
-from core.schema import ROLES
+from core.model.schema import ROLES
 from core.users import ROLE_LABELS
 from ui.data import page_data
 from ui.widgets import page_header, table, team_labels

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("THROUGHLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

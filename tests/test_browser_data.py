@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from core.importing import import_history
-from core.store import open_store
-from core.workspace import Workspace
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.browser import open_page, screenshot, sign_in, streamlit_server, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.bootstrap import seed_demo
-from core.store import open_store
-from core.workspace import Workspace
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.browser import open_page, screenshot, sign_in, streamlit_server, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from core import connect
-from core.connect import ConnectFailed, SourceMapping
 from core.importing import import_history
-from core.store import Store, open_store
-from core.workspace import Workspace, read_secrets
+from core.sources import connect
+from core.sources.connect import ConnectFailed, SourceMapping
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace, read_secrets
 
 PG = "postgresql+psycopg://postgres:{password}@127.0.0.1:5432/test"
 MARIADB = "mysql+pymysql://root:@127.0.0.1:3306/test"

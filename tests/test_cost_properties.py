@@ -30,7 +30,7 @@ from core.costs import (
     unreached_cost_events,
     work_item_features,
 )
-from core.schema import COST_SOURCES, coerce, empty
+from core.model.schema import COST_SOURCES, coerce, empty
 
 START = datetime(2026, 3, 2)
 """Generated times fall in the six weeks from here, across the Q1/Q2 boundary."""

@@ -32,7 +32,7 @@ from core.costs import (
     quarterly_cost_trend,
     trend_verdicts,
 )
-from core.schema import coerce
+from core.model.schema import coerce
 
 
 def _frame(entity: str, rows: list[dict[str, object]]) -> pl.LazyFrame:

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from core.demo import DEMO_END, Demo, generate_demo
-from core.schema import COST_SOURCES, DATETIME, ENTITIES, validate
+from core.model.schema import COST_SOURCES, DATETIME, ENTITIES, validate
+from demo import DEMO_END, Demo, generate_demo
 
 HORIZON = datetime(2026, 11, 15)
 COMPLETE_QUARTERS = [

@@ -15,10 +15,11 @@ import pytest
 import streamlit as st
 from polars.testing import assert_frame_equal
 
-from core import derived, measures, settings
+from core import derived, measures
 from core.costs import CostSettings
-from core.store import open_store
-from core.workspace import Workspace
+from core.store import settings
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 

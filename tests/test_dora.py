@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from core.dora import (
+from core.delivery.dora import (
     DORA_2023,
     FIRST_DEPLOYMENT_NOTE,
     DoraSettings,
@@ -21,7 +21,7 @@ from core.dora import (
     lead_time_for_changes,
     pr_cycle_times,
 )
-from core.schema import coerce
+from core.model.schema import coerce
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:

@@ -14,14 +14,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from core.dora import (
+from core.delivery.dora import (
     DoraSettings,
     deployments_from_pipelines,
     incident_deployments,
     pr_cycle_times,
     previous_successful_deployments,
 )
-from core.schema import coerce, parse_datetime
+from core.model.schema import coerce, parse_datetime
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "conformance" / "devlake-dora"

@@ -10,7 +10,7 @@ import pytest
 from core import explore
 from core.access import Viewer
 from core.explore import DATASETS, ExploreQuery, ExploreRefused, run_query
-from core.schema import ENTITIES, coerce
+from core.model.schema import ENTITIES, coerce
 
 EXEC = Viewer("erin", "Erin", "executive")
 LEAD = Viewer("dana", "Dana", "delivery_lead")

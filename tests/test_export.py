@@ -12,8 +12,8 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
+from core.cli.export import REPORT_TEMPLATE, neutralise_formulas, quarterly_trend_html, to_safe_csv
 from core.costs import ALL, trend_verdicts
-from core.export import REPORT_TEMPLATE, neutralise_formulas, quarterly_trend_html, to_safe_csv
 
 RISKY = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\r=1"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta
 
@@ -29,7 +30,7 @@ from core.flags import (
     unlinked_work,
     weekly_series,
 )
-from core.schema import ENTITIES, coerce
+from core.model.schema import ENTITIES, coerce
 
 AS_OF = date(2025, 7, 15)
 Q1, Q2 = datetime(2025, 1, 1, 10), datetime(2025, 4, 1, 10)
@@ -376,7 +377,7 @@ def test_detect_all_orders_flags_newest_and_most_severe_first_with_the_flag_sche
     assert flags["severity_score"][1] >= flags["severity_score"][2]
     again = detect_all(frames, _verdicts(), None, settings, AS_OF)
     assert again.equals(flags)
-    assert set(FLAG_DEFAULTS_TEXT) == set(FlagSettings.__dataclass_fields__)
+    assert set(FLAG_DEFAULTS_TEXT) == {field.name for field in dataclasses.fields(FlagSettings)}
 
 
 def test_acknowledgements_attach_to_flags_by_id_and_the_latest_one_wins():
@@ -458,9 +459,9 @@ def test_team_windows_count_merged_unlinked_agent_and_feature_prs_and_cost_per_w
 
 
 def _demo_flags(seed: int, scale: float, planted: bool) -> tuple[pl.DataFrame, str | None]:
-    demo_module = pytest.importorskip("core.demo")
+    demo_module = pytest.importorskip("demo")
     from core.costs import attribute_costs
-    from core.verdicts import judge_hypotheses
+    from core.outcomes.verdicts import judge_hypotheses
 
     demo = demo_module.generate_demo(seed=seed, scale=scale, planted=planted)
     f = {name: frame.lazy() for name, frame in demo.frames.items()}

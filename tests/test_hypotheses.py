@@ -6,7 +6,7 @@ from datetime import datetime
 
 import polars as pl
 
-from core.hypotheses import HISTORY_SCHEMA, edit_hypothesis, locked_predictions
+from core.outcomes.hypotheses import HISTORY_SCHEMA, edit_hypothesis, locked_predictions
 
 STORED = {
     "feature_id": "F-1",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.importing.cli import add_commands
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core.cli.imports import add_commands
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 

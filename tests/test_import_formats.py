@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from core.importing import GenericMapping, ImportOptions, plan_import, recognise, run_import
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 

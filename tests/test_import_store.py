@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.importing import ImportFailed, import_history, plan_import, run_import, undo_import
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -135,9 +135,9 @@ def test_problems_refuse_the_import_unless_skipped(sqlite_store: Store) -> None:
 
 
 def test_progress_counts_rows_written_batch_by_batch(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.store
+    import core.store.database
 
-    monkeypatch.setattr(core.store, "_INSERT_BATCH", 2)
+    monkeypatch.setattr(core.store.database, "_INSERT_BATCH", 2)
     plan = plan_import(FIXTURES / "github_pulls_rest.json")
     total = sum(f.height for f in plan.frames.values()) + sum(f.height for f in plan.fills.values())
     heard: list[tuple[int, int]] = []

@@ -7,7 +7,7 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from core.ledger import backlog_ranking, calibration_trend, prediction_ledger, team_calibration
+from core.outcomes.ledger import backlog_ranking, calibration_trend, prediction_ledger, team_calibration
 
 AS_OF = date(2025, 1, 31)
 

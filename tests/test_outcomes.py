@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from core.outcomes import current_levels, open_features, outcome_progress, outcome_tree
+from core.outcomes.progress import current_levels, open_features, outcome_progress, outcome_tree
 
 AS_OF = date(2025, 1, 31)
 METRICS = pl.DataFrame(

@@ -7,9 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core import costs, settings
-from core.store import open_store
-from core.workspace import Workspace
+from core import costs
+from core.store import settings
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 PAGE = "pages/cost.py"
@@ -30,7 +31,7 @@ def _expected_summary(demo: dict[str, object], period: str) -> dict[str, object]
     home = Path(demo["home"])  # type: ignore[arg-type]
     store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
     frames = store.snapshot().frames()
-    chosen = settings.load(store, "cost")
+    chosen = settings.load(store, costs.CostSettings)
     lines = costs.attribute_costs(
         frames["cost_events"],
         frames["pull_requests"],
@@ -152,11 +153,11 @@ def test_saving_cost_settings_switches_a_rule_off_with_an_audit_entry(
     home = Path(demo_workspace["home"])  # type: ignore[arg-type]
     store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
     try:
-        saved = settings.load(store, "cost")
+        saved = settings.load(store, costs.CostSettings)
         assert saved.rules == ("direct", "pull_request", "work_item")
         log = store.audit_log(limit=20)
         assert log.filter(pl.col("actor") == demo_workspace["logins"]["admin"].username).height > 0  # type: ignore[index]
-        settings.save(store, "cost", costs.CostSettings(), actor="test")
+        settings.save(store, costs.CostSettings(), actor="test")
     finally:
         store.engine.dispose()
     assert at.metric[0].value != before

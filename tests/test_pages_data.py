@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.importing import ImportFailed, import_history
 from core.importing.options import DEFAULT_MODEL_PRICES
-from core.store import Store, open_store
-from core.workspace import Workspace, read_secrets
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace, read_secrets
 from tests.apptest import rendered_text, signed_in
 from ui.data_import import (
     UploadChoice,

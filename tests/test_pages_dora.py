@@ -1,4 +1,4 @@
-"""The DORA page per role: the figures match ``core.dora``, definitions switch, per-PR rows stay with the team."""
+"""The DORA page per role: figures match ``core.delivery.dora``, definitions switch, per-PR rows stay with the team."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import dora, measures, settings
-from core.dora import DoraSettings
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core import measures
+from core.delivery import dora
+from core.delivery.dora import DoraSettings
+from core.store import settings
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 PAGE = "pages/dora.py"
@@ -127,7 +129,7 @@ def test_a_delivery_lead_switches_to_the_mean_and_the_figures_follow(
         at.radio(key="dora.settings.lead_time_start").set_value("pr_opened")
         at.button(key="FormSubmitter:dora.settings-Save definitions").click().run()
         assert not at.exception, at.exception
-        chosen = settings.load(store, "dora")
+        chosen = settings.load(store, DoraSettings)
         assert chosen == DoraSettings(statistic="mean", lead_time_start="pr_opened")
         expected = _expected(store, chosen, None)
         for metric, row in zip(at.metric, expected.iter_rows(named=True), strict=True):
@@ -135,4 +137,4 @@ def test_a_delivery_lead_switches_to_the_mean_and_the_figures_follow(
         text = rendered_text(at)
         assert all(definition in text for definition in chosen.definitions().values())
     finally:
-        settings.save(store, "dora", DoraSettings(), actor=None)
+        settings.save(store, DoraSettings(), actor=None)

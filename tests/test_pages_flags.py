@@ -10,10 +10,13 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import access, measures, settings
-from core.flag_acks import read_acks
-from core.store import open_store
-from core.workspace import Workspace
+from core import access, measures
+from core.costs import CostSettings
+from core.flags import FlagSettings
+from core.flags.acknowledgements import read_acks
+from core.store import settings
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 PAGE = "pages/flags.py"
@@ -36,8 +39,8 @@ def engine_flags(demo_workspace: dict[str, object]) -> pl.DataFrame:
     frames = {name: frame.collect().lazy() for name, frame in store.snapshot().frames().items()}
     as_of = measures.as_of(frames)
     judged = measures.judged_hypotheses(frames, as_of).lazy()
-    lines = measures.cost_lines(frames, settings.load(store, "cost"))
-    flags = measures.vanity_flags(frames, judged, lines, settings.load(store, "flags"), as_of)
+    lines = measures.cost_lines(frames, settings.load(store, CostSettings))
+    flags = measures.vanity_flags(frames, judged, lines, settings.load(store, FlagSettings), as_of)
     store.engine.dispose()
     return flags
 

@@ -15,10 +15,11 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import access, ledger, measures, users
-from core.hypothesis_history import read_history
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core import access, measures, users
+from core.outcomes import ledger
+from core.outcomes.history import read_history
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"

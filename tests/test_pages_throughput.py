@@ -9,9 +9,12 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import measures, settings, throughput
-from core.store import open_store
-from core.workspace import Workspace
+from core import measures
+from core.costs import CostSettings
+from core.delivery import throughput
+from core.store import settings
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 PAGE = "pages/throughput.py"
@@ -25,7 +28,7 @@ def expected(demo_workspace: dict[str, object]) -> dict[str, object]:
     frames = {name: frame.collect().lazy() for name, frame in store.snapshot().frames().items()}
     as_of = measures.as_of(frames)
     judged = measures.judged_hypotheses(frames, as_of)
-    lines = measures.cost_lines(frames, settings.load(store, "cost"))
+    lines = measures.cost_lines(frames, settings.load(store, CostSettings))
     daily = measures.daily_throughput(frames, judged.lazy(), lines).collect()
     store.engine.dispose()
     return {"daily": daily, "start": daily["day"].min(), "end": as_of}

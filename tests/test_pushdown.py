@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from core import pushdown
-from core.demo import generate_demo
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core.sources import pushdown
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
+from demo import generate_demo
 
 ROLLUPS = {
     "direct_costs_per_day": (

@@ -8,9 +8,10 @@ import json
 import polars as pl
 import pytest
 
-from core import cli, costs
-from core.store import open_store
-from core.workspace import Workspace
+from core import costs
+from core.cli import commands as cli
+from core.store.database import open_store
+from core.store.workspace import Workspace
 
 PERIOD = "2026Q3"
 

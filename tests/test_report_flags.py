@@ -8,11 +8,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core import cli, measures, settings
+from core import measures
 from core.bootstrap import seed_demo
-from core.flag_acks import acknowledge_flag
-from core.store import Store, open_store
-from core.workspace import Workspace
+from core.cli import commands as cli
+from core.costs import CostSettings
+from core.flags import FlagSettings
+from core.flags.acknowledgements import acknowledge_flag
+from core.store import settings
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +29,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     frames = store.snapshot().frames()
     as_of = measures.as_of(frames)
     judged = measures.judged_hypotheses(frames, as_of).lazy()
-    lines = measures.cost_lines(frames, settings.load(store, "cost"))
-    flags = measures.vanity_flags(frames, judged, lines, settings.load(store, "flags"), as_of)
+    lines = measures.cost_lines(frames, settings.load(store, CostSettings))
+    flags = measures.vanity_flags(frames, judged, lines, settings.load(store, FlagSettings), as_of)
     store.engine.dispose()
     return {"home": home, "flags": flags}
 

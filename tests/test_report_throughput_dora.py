@@ -9,9 +9,13 @@ from datetime import date
 import polars as pl
 import pytest
 
-from core import cli, dora, measures, settings, throughput
-from core.store import open_store
-from core.workspace import Workspace
+from core import measures
+from core.cli import commands as cli
+from core.costs import CostSettings
+from core.delivery import dora, throughput
+from core.store import settings
+from core.store.database import open_store
+from core.store.workspace import Workspace
 
 
 @pytest.fixture
@@ -28,7 +32,7 @@ def engine(demo_workspace: dict[str, object]) -> dict[str, object]:
     store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))  # type: ignore[operator]
     frames = {name: frame.collect().lazy() for name, frame in store.snapshot().frames().items()}
     judged = measures.judged_hypotheses(frames, measures.as_of(frames))
-    lines = measures.cost_lines(frames, settings.load(store, "cost"))
+    lines = measures.cost_lines(frames, settings.load(store, CostSettings))
     daily = measures.daily_throughput(frames, judged.lazy(), lines).collect()
     store.engine.dispose()
     return {"frames": frames, "daily": daily}

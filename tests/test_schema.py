@@ -7,7 +7,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from core.schema import DATETIME, ENTITIES, ValidationError, conform, validate
+from core.model.schema import DATETIME, ENTITIES, ValidationError, conform, validate
 
 
 def _messages(entity: str, frame: pl.DataFrame, known: dict[str, pl.DataFrame] | None = None) -> list[str]:

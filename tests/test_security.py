@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import users
-from core.store import open_store
-from core.workspace import Workspace
+from core.store.database import open_store
+from core.store.workspace import Workspace
 from tests.apptest import APP
 
 PASSWORD = "a long enough passphrase"

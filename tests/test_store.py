@@ -7,8 +7,8 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from core.schema import ValidationError
-from core.store import Store
+from core.model.schema import ValidationError
+from core.store.database import Store
 
 TEAMS = pl.DataFrame({"team_id": ["pay", "onb"], "name": ["Payments", "Onboarding"]})
 PEOPLE = pl.DataFrame(

@@ -7,8 +7,7 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from core.schema import coerce
-from core.throughput import (
+from core.delivery.throughput import (
     COUNTS,
     LEVELS,
     daily_throughput,
@@ -17,6 +16,7 @@ from core.throughput import (
     summary_line,
     throughput_series,
 )
+from core.model.schema import coerce
 
 MAR_2, MAR_9, MAR_16 = date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import users
-from core.store import Store, users_table, utc_now
+from core.store.database import Store, users_table, utc_now
 
 
 def test_a_fresh_workspace_has_no_users_and_no_default_credentials(store: Store) -> None:

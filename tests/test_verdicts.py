@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import statsmodels.api as sm
 
-from core.schema import empty
-from core.verdicts import (
+from core.model.schema import empty
+from core.outcomes.verdicts import (
     DESIGN,
     DID,
     ITS,

@@ -8,9 +8,10 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from core import settings
 from core.access import Viewer
-from core.store import Store
+from core.store import settings
+from core.store.database import Store
+from core.store.settings import SettingsT
 from ui.session import current_store, viewer
 
 
@@ -27,8 +28,8 @@ class PageData:
     def __getitem__(self, entity: str) -> pl.LazyFrame:
         return self.frames[entity]
 
-    def settings(self, group: str) -> Any:
-        """The workspace's settings of ``group`` (``core.settings.GROUPS``), read from the store once per rerun.
+    def settings(self, group: type[SettingsT]) -> SettingsT:
+        """The workspace's settings of the group ``group`` (a settings dataclass), read from the store once per rerun.
 
         A page script gets a new ``PageData`` on every run, and every page that saves settings reruns
         straight after, so a value read here is never older than the run that shows it.

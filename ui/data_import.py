@@ -35,8 +35,8 @@ from core.importing import (
 )
 from core.importing.options import DEFAULT_MODEL_PRICES
 from core.importing.reading import check_size
-from core.schema import Problem
-from core.store import Store
+from core.model.schema import Problem
+from core.store.database import Store
 
 PROBLEMS_LISTED = 50
 """How many problems the page lists before it only counts the rest."""

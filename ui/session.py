@@ -20,8 +20,8 @@ from streamlit_authenticator.utilities import LoginError
 
 from core import bootstrap, derived, users
 from core.access import Viewer
-from core.store import Store, open_store
-from core.workspace import Workspace, cookie_key, workspace_from_env
+from core.store.database import Store, open_store
+from core.store.workspace import Workspace, cookie_key, workspace_from_env
 
 COOKIE_NAME = "throughline_session"
 COOKIE_EXPIRY_DAYS = 1.0

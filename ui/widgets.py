@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from core.access import Viewer
-from core.export import to_safe_csv
+from core.cli.export import to_safe_csv
 from core.users import ROLE_LABELS
 
 if TYPE_CHECKING:

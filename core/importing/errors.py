@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.schema import Problem
+from core.model.schema import Problem
 
 SHOWN_PROBLEMS = 20
 """How many problems a message lists before it only counts the rest."""

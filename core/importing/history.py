@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from core.importing.errors import ImportFailed
 from core.importing.formats import ROW
 from core.importing.plan import ImportPlan, without_rejected
-from core.schema import DATETIME, ENTITIES, ValidationError, coerce
-from core.store import ENTITY_TABLES, Store, imports_table
+from core.model.schema import DATETIME, ENTITIES, ValidationError, coerce
+from core.store.database import ENTITY_TABLES, Store, imports_table
 
 Progress = Callable[[int, int], None]
 _KEY_CHUNK = 500

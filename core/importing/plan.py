@@ -18,8 +18,8 @@ from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS, ROW, Mapped, generic
 from core.importing.options import GenericMapping, ImportOptions
 from core.importing.reading import RawTable, excel_sheets, read_source
-from core.schema import ENTITIES, Problem, coerce, validate
-from core.store import Store
+from core.model.schema import ENTITIES, Problem, coerce, validate
+from core.store.database import Store
 
 T = TypeVar("T")
 GENERIC = "generic"

@@ -12,7 +12,7 @@ from functools import partial
 
 import polars as pl
 
-from core.links import WORK_ITEM_KEY_PATTERN, first_work_item_key
+from core.model.work_item_keys import WORK_ITEM_KEY_PATTERN, first_work_item_key
 
 ISO_OUT = "%Y-%m-%d %H:%M:%S%.6f"
 """How a cleaned timestamp is written: naive UTC, read back by the canonical schema."""

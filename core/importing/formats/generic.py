@@ -17,7 +17,7 @@ from core.importing.errors import ImportFailed
 from core.importing.formats.base import ROW, Columns, Mapped, with_rows
 from core.importing.options import GenericMapping, ImportOptions
 from core.importing.reading import RawTable
-from core.schema import DATETIME, ENTITIES
+from core.model.schema import DATETIME, ENTITIES
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "created_at": ("created", "createddate", "creationdate", "opened", "openedat"),

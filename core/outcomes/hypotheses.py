@@ -14,26 +14,11 @@ from datetime import datetime
 
 import polars as pl
 
+from core.model.records import HISTORY_SCHEMA
+
 PREDICTION_FIELDS = ("metric_id", "predicted_change", "change_kind", "lag_days", "window_days")
 """The fields a verdict is judged on; changing one makes a new prediction."""
 EDITABLE_FIELDS = (*PREDICTION_FIELDS, "rationale")
-
-HISTORY_SCHEMA = pl.Schema(
-    {
-        "feature_id": pl.String,
-        "edited_at": pl.Datetime("us"),
-        "edited_by": pl.String,
-        "metric_id": pl.String,
-        "predicted_change": pl.Float64,
-        "change_kind": pl.String,
-        "lag_days": pl.Int64,
-        "window_days": pl.Int64,
-        "rationale": pl.String,
-        "applied": pl.Boolean,
-        "note": pl.String,
-    }
-)
-"""One row per proposed version of a hypothesis, applied or kept aside because it was locked."""
 
 
 @dataclass(frozen=True)

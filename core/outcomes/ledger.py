@@ -19,7 +19,7 @@ from datetime import date
 
 import polars as pl
 
-from core.outcomes import current_levels
+from core.outcomes.progress import current_levels
 
 JUDGED = ("confirmed", "refuted", "inconclusive")
 PRIOR_DISCOUNT = 0.5

@@ -16,17 +16,21 @@ from datetime import date
 
 import polars as pl
 
-from core import access, dora, measures, settings, throughput, users
-from core.access import Viewer
-from core.dora import DoraSettings
-from core.export import neutralise_formulas
-from core.measure_access import (
+from core import access, measures, users
+from core.access import (
+    Viewer,
     dora_frames,
     restrict_dora,
     restrict_flags,
     restrict_throughput,
 )
-from core.store import Store
+from core.cli.export import neutralise_formulas
+from core.costs import CostSettings
+from core.delivery import dora, throughput
+from core.delivery.dora import DoraSettings
+from core.flags import FlagSettings
+from core.store import settings
+from core.store.database import Store
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ def _throughput_report(context: ReportContext, args: argparse.Namespace) -> pl.D
     frames = context.frames
     team_id = _known_team(frames, args.team)
     judged = measures.judged_hypotheses(frames, measures.as_of(frames))
-    lines = measures.cost_rollup(frames, settings.load(context.store, "cost"))
+    lines = measures.cost_rollup(frames, settings.load(context.store, CostSettings))
     daily = measures.daily_throughput(frames, judged.lazy(), lines)
     series = throughput.throughput_series(daily, args.period, team_id, args.start, args.end)
     return restrict_throughput(context.viewer, series, team_id).collect()
@@ -182,7 +186,7 @@ def _dora_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFra
     team_id = _known_team(frames, args.team)
     if not access.may_see(context.viewer, "output", team_id):
         raise ValueError("DORA measures are output-level figures, which this user's role does not see.")
-    stored = settings.load(context.store, "dora")
+    stored = settings.load(context.store, DoraSettings)
     chosen = DoraSettings(
         statistic=args.statistic or stored.statistic,
         lead_time_start=args.lead_time_start or stored.lead_time_start,
@@ -240,14 +244,14 @@ def _flags_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _flags_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
     """Every vanity flag the viewer may see (as the Vanity flags page), newest and most severe first."""
-    from core.flag_acks import read_acks
     from core.flags import DETECTORS, apply_acknowledgements
+    from core.flags.acknowledgements import read_acks
 
     frames = context.frames
     as_of = measures.as_of(frames)
-    thresholds = settings.load(context.store, "flags")
+    thresholds = settings.load(context.store, FlagSettings)
     judged = measures.judged_hypotheses(frames, as_of).lazy()
-    lines = measures.cost_rollup(frames, settings.load(context.store, "cost"))
+    lines = measures.cost_rollup(frames, settings.load(context.store, CostSettings))
     flags = measures.vanity_flags(frames, judged, lines, thresholds, as_of)
     shown = apply_acknowledgements(restrict_flags(context.viewer, flags, frames, thresholds), read_acks(context.store))
     if args.hide_acknowledged:
@@ -283,7 +287,7 @@ def _cost_per_feature_report(context: ReportContext, args: argparse.Namespace) -
     frames = context.frames
     team_id = _known_team(frames, args.team)
     period = costs.parse_period(args.period)
-    chosen = settings.load(context.store, "cost")
+    chosen = settings.load(context.store, CostSettings)
     rollup = costs.attribute_cost_rollup(
         frames["cost_events"],
         frames["pull_requests"],

@@ -14,15 +14,22 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from core import costs, derived, dora, explore, measures, settings, throughput
+from core import costs, derived, explore, measures
 from core.access import Viewer
 from core.costs import CostSettings
-from core.dora import DoraSettings
+from core.delivery import dora, throughput
+from core.delivery.dora import DoraSettings
 from core.explore import ExploreQuery
 from core.flags import FlagSettings
 from core.flags import flag_chart as chart_of_flag
+from core.store import settings
 from ui.data import PageData, loaded_frames
 from ui.session import current_store
+
+
+def settings_key(value: object) -> str:
+    """A stable string of a settings value, for the keys of kept results and figures."""
+    return settings.fingerprint(value)
 
 
 def as_of(data: PageData) -> date:
@@ -37,7 +44,7 @@ def judged(data: PageData) -> pl.DataFrame:
 
 def cost_settings(data: PageData) -> CostSettings:
     """The workspace's cost rates and attribution rules."""
-    return data.settings("cost")  # type: ignore[no-any-return]
+    return data.settings(CostSettings)  # type: ignore[no-any-return]
 
 
 def cost_lines(data: PageData) -> pl.DataFrame:
@@ -108,7 +115,7 @@ def outcome_progress(data: PageData) -> pl.DataFrame:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _outcome_progress(home: str, version: int) -> pl.DataFrame:
-    from core.outcomes import outcome_progress as progress
+    from core.outcomes.progress import outcome_progress as progress
 
     frames = _frames(home, version)
     return progress(frames["metrics"], frames["metric_observations"], _as_of(home, version)).collect()
@@ -131,7 +138,7 @@ def similar_feature_costs(data: PageData) -> pl.DataFrame:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _fitted_series(home: str, version: int, feature_id: str) -> pl.DataFrame:
-    from core.verdicts import fitted_series as fitted
+    from core.outcomes.verdicts import fitted_series as fitted
 
     frames = _frames(home, version)
     return fitted(
@@ -157,7 +164,7 @@ def throughput_series(
 ) -> pl.DataFrame:
     """Throughput of the organisation (or one team) per period, every period present; all levels.
 
-    Pages show it through ``core.measure_access.restrict_throughput`` so each viewer sees only their levels.
+    Pages show it through ``core.access.restrict_throughput`` so each viewer sees only their levels.
     """
     current = settings.fingerprint(cost_settings(data))
     return _throughput_series(data.store.workspace.home.as_posix(), data.version, current, period, team_id, start, end)
@@ -172,7 +179,7 @@ def milestone_markers(
 
 def dora_settings(data: PageData) -> DoraSettings:
     """The workspace's DORA definitions (DevLake's by default)."""
-    return data.settings("dora")  # type: ignore[no-any-return]
+    return data.settings(DoraSettings)  # type: ignore[no-any-return]
 
 
 def dora_measures(data: PageData, chosen: DoraSettings, team_id: str | None, start: date, end: date) -> pl.DataFrame:
@@ -252,7 +259,7 @@ def _milestone_markers(
 
 
 def _dora_frames(home: str, version: int, team_id: str | None) -> tuple[pl.LazyFrame, ...]:
-    from core.measure_access import dora_frames
+    from core.access import dora_frames
 
     return dora_frames(_frames(home, version), team_id)
 
@@ -378,13 +385,13 @@ def _unattributed_lines(home: str, version: int, fingerprint: str, generic: bool
 
 def flag_settings(data: PageData) -> FlagSettings:
     """The workspace's vanity-flag thresholds and executive-view metrics."""
-    return data.settings("flags")  # type: ignore[no-any-return]
+    return data.settings(FlagSettings)  # type: ignore[no-any-return]
 
 
 def flags(data: PageData) -> pl.DataFrame:
     """Every vanity flag under the workspace's thresholds, newest and most severe first; unrestricted.
 
-    Pages show it through ``core.measure_access.restrict_flags``.
+    Pages show it through ``core.access.restrict_flags``.
     """
     return _flags(data.store.workspace.home.as_posix(), data.version, *_flag_fingerprints(data))
 
@@ -399,7 +406,7 @@ def flag_chart(data: PageData, flag_id: str) -> pl.DataFrame:
 def _flag_chart(
     home: str, version: int, flags_fingerprint: str, cost_fingerprint: str, viewer: Viewer, flag_id: str
 ) -> pl.DataFrame:
-    from core.measure_access import restrict_flag_periods, restrict_weekly_series
+    from core.access import restrict_flag_periods, restrict_weekly_series
 
     fingerprints = (flags_fingerprint, cost_fingerprint)
     flag = _flags(home, version, *fingerprints).filter(pl.col("flag_id") == flag_id)

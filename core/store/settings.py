@@ -1,8 +1,9 @@
 """Workspace settings: the typed, defaulted knobs of every measure, kept as JSON in the store.
 
 Each group is a frozen dataclass owned by its measure module (``CostSettings``, ``DoraSettings``,
-...). A stored group that no longer fits its dataclass falls back to the defaults rather than
-breaking a page; ``save`` validates by constructing the dataclass first.
+``FlagSettings``) that names its group in a ``GROUP`` class attribute; the store knows none of them.
+A stored group that no longer fits its dataclass falls back to the defaults rather than breaking a
+page; ``save`` validates by constructing the dataclass first.
 """
 
 from __future__ import annotations
@@ -11,21 +12,14 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
-from core.costs import CostSettings
-from core.dora import DoraSettings
-from core.flags import FlagSettings
-from core.store import Store
+from core.store.database import Store
 
 SettingsT = TypeVar("SettingsT")
 
-GROUPS: dict[str, type] = {"cost": CostSettings, "dora": DoraSettings, "flags": FlagSettings}
-"""Settings group name -> its dataclass."""
 
-
-def load(store: Store, group: str) -> Any:
-    """The stored settings of ``group``, or its defaults when unset or no longer valid."""
-    cls = GROUPS[group]
-    raw = store.get_setting(f"settings.{group}")
+def load(store: Store, cls: type[SettingsT]) -> SettingsT:
+    """The stored settings of the group ``cls`` (a settings dataclass), or its defaults when unset or invalid."""
+    raw = store.get_setting(f"settings.{cls.GROUP}")  # type: ignore[attr-defined]
     if not isinstance(raw, dict):
         return cls()
     try:
@@ -34,11 +28,11 @@ def load(store: Store, group: str) -> Any:
         return cls()
 
 
-def save(store: Store, group: str, value: object, actor: str | None) -> None:
-    """Store ``value`` (an instance of the group's dataclass) and audit the change."""
-    cls = GROUPS[group]
-    if not isinstance(value, cls):
-        raise TypeError(f"settings group {group} takes {cls.__name__}")
+def save(store: Store, value: object, actor: str | None) -> None:
+    """Store ``value`` (an instance of a settings dataclass) under its group and audit the change."""
+    group = getattr(type(value), "GROUP", None)
+    if not dataclasses.is_dataclass(value) or not isinstance(group, str):
+        raise TypeError(f"{type(value).__name__} is not a settings group")
     store.set_setting(f"settings.{group}", to_dict(value), actor=actor)
 
 

@@ -22,8 +22,9 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.schema import DATETIME, ENTITIES, Problem, ValidationError, coerce, validate
-from core.workspace import Workspace
+from core.model.records import HISTORY_SCHEMA
+from core.model.schema import DATETIME, ENTITIES, Problem, ValidationError, coerce, validate
+from core.store.workspace import Workspace
 
 WriteMode = Literal["upsert", "replace"]
 _CHUNK = 500
@@ -115,6 +116,36 @@ imports_table = sa.Table(
     sa.Column("undo_dir", sa.Text),
 )
 
+flag_acks_table = sa.Table(
+    "tl_flag_acks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flag_id", sa.Text, nullable=False, index=True),
+    sa.Column("acknowledged_by", sa.Text, nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+)
+"""One row per vanity-flag acknowledgement (``core.model.records.ACK_SCHEMA``), in the order they were made."""
+
+_HISTORY_SQL_TYPES: dict[pl.DataType, sa.types.TypeEngine[Any]] = {
+    pl.String: sa.Text(),
+    pl.Datetime("us"): sa.DateTime(),
+    pl.Float64: sa.Double(),
+    pl.Int64: sa.BigInteger(),
+    pl.Boolean: sa.Boolean(),
+}
+
+hypothesis_history_table = sa.Table(
+    "tl_hypothesis_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *[
+        sa.Column(name, _HISTORY_SQL_TYPES[dtype], nullable=name not in ("feature_id", "edited_at", "applied"))
+        for name, dtype in HISTORY_SCHEMA.items()
+    ],
+)
+"""One row per hypothesis history entry (``core.model.records.HISTORY_SCHEMA``), never updated or deleted."""
+
 
 @dataclass
 class WriteResult:
@@ -158,13 +189,11 @@ class Store:
 
     # -- lifecycle ---------------------------------------------------------------------
     def create(self) -> None:
-        """Create every table that does not exist yet (including those defined beside their feature)."""
-        _load_table_modules()
+        """Create every table that does not exist yet."""
         metadata.create_all(self.engine)
 
     def drop_all(self) -> None:
         """Remove every Throughline table and the snapshot (used by tests and ``init --force``)."""
-        _load_table_modules()
         metadata.drop_all(self.engine)
         shutil.rmtree(self.workspace.snapshot_dir, ignore_errors=True)
         self.workspace.snapshot_dir.mkdir(parents=True, exist_ok=True)
@@ -433,12 +462,6 @@ class Store:
             d for d in self.workspace.snapshot_dir.glob("v*") if d.name[1:].isdigit() and (d / "COMPLETE").exists()
         ]
         return max(candidates, key=lambda d: int(d.name[1:])) if candidates else None
-
-
-def _load_table_modules() -> None:
-    """Import the modules that define their own tables on ``metadata`` (they import this module)."""
-    import core.flag_acks
-    import core.hypothesis_history  # noqa: F401
 
 
 def open_store(workspace: Workspace) -> Store:

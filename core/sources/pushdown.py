@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
-from core.store import ENTITY_TABLES
+from core.store.database import ENTITY_TABLES
 
 DIRECT_COST_SCHEMA = pl.Schema(
     {

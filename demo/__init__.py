@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 from scipy.special import ndtri
 
-from core.schema import DATETIME, ENTITIES, coerce
+from core.model.schema import DATETIME, ENTITIES, coerce
 
 DEMO_END: date = date(2026, 11, 15)
 """The day the demo history ends; fixed so the demo is deterministic."""
@@ -60,7 +60,7 @@ def generate_demo(
 ) -> Demo:
     """The demo organisation for ``seed`` and ``scale``, its history ending at midnight on ``end``.
 
-    Every frame conforms to ``core.schema`` and every reference resolves. ``scale`` multiplies
+    Every frame conforms to ``core.model.schema`` and every reference resolves. ``scale`` multiplies
     features (capped at 20,000), work items, pull requests, deployments, incidents and cost events;
     teams, people and metrics stay as they are. Above scale 1, predicted and planted effects shrink
     by ``1 / scale`` so that many more features still leave the metrics at realistic levels.

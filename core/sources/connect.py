@@ -34,9 +34,9 @@ from core.importing.formats.base import ROW, Mapped, people_from, with_rows
 from core.importing.history import ImportRecord, Progress, run_import
 from core.importing.options import ImportOptions, options_from_settings
 from core.importing.plan import ImportPlan, plan_frames
-from core.schema import ENTITIES
-from core.store import Store
-from core.workspace import read_secrets, write_secret
+from core.model.schema import ENTITIES
+from core.store.database import Store
+from core.store.workspace import read_secrets, write_secret
 
 SETTING_PREFIX = "connections."
 SECRETS_SECTION = "connections"
@@ -542,3 +542,9 @@ def _store(store: Store, connection: Connection, actor: str | None) -> None:
         "mappings": [{**asdict(m), "columns": dict(m.columns)} for m in connection.mappings],
     }
     store.set_setting(SETTING_PREFIX + connection.name, value, actor)
+
+
+def has_password(store: Store, name: str) -> bool:
+    """True when the connection ``name`` has a password kept in the workspace's secrets."""
+    section = read_secrets(store.workspace.secrets_path).get(SECRETS_SECTION, {})
+    return isinstance(section, dict) and name in section

@@ -26,12 +26,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import ClassVar
 
 import polars as pl
 from scipy import stats
 
-from core.links import first_work_item_key
-from core.schema import COST_SOURCES
+from core.model.schema import COST_SOURCES
+from core.model.work_item_keys import first_work_item_key
 
 RULES: tuple[str, ...] = ("direct", "pull_request", "work_item", "time_allocation", "repo_activity")
 """The attribution rules in order of trust."""
@@ -94,6 +95,9 @@ DEFAULT_MODEL_PRICES: tuple[tuple[str, float, float], ...] = (
 @dataclass(frozen=True)
 class CostSettings:
     """Rates that turn quantities into money, and which attribution rules are on."""
+
+    GROUP: ClassVar[str] = "cost"
+    """The name these settings are kept under in the workspace."""
 
     ci_rates: tuple[tuple[str, float], ...] = DEFAULT_CI_RATES
     model_prices: tuple[tuple[str, float, float], ...] = DEFAULT_MODEL_PRICES

@@ -8,11 +8,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core import bootstrap, derived, reports, users
-from core.importing import cli as importing_cli
-from core.schema import ROLES, ValidationError
-from core.store import Store, open_store
-from core.workspace import workspace_from_env
+from core import bootstrap, derived, users
+from core.cli import imports as importing_cli
+from core.cli import reports
+from core.model.schema import ROLES, ValidationError
+from core.store.database import Store, open_store
+from core.store.workspace import workspace_from_env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,7 +161,7 @@ def workspace_status(store: Store) -> dict[str, object]:
     """Row counts per entity, last import and snapshot version (the password never shown)."""
     from sqlalchemy.engine import make_url
 
-    from core.store import imports_table
+    from core.store.database import imports_table
 
     with store.engine.connect() as conn:
         import sqlalchemy as sa

@@ -12,15 +12,15 @@ from collections.abc import Callable
 
 import polars as pl
 
-from core import connect
 from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS
 from core.importing.formats.gitlog import COMMAND as GITLOG_COMMAND
 from core.importing.history import import_history, run_import, undo_import
 from core.importing.options import GenericMapping, options_from_settings
 from core.importing.plan import GENERIC, plan_import, recognise
-from core.schema import ENTITIES
-from core.store import Store
+from core.model.schema import ENTITIES
+from core.sources import connect
+from core.store.database import Store
 
 Handler = Callable[[Store, argparse.Namespace], int]
 

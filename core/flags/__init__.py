@@ -27,19 +27,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from math import sqrt
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import polars as pl
 from scipy import stats
 
 from core.costs import pull_request_features
-from core.dora import PRODUCTION_ENVIRONMENTS
-from core.throughput import daily_throughput
+from core.delivery.dora import PRODUCTION_ENVIRONMENTS
+from core.delivery.throughput import daily_throughput
+from core.model.records import ACK_SCHEMA
 
 
 @dataclass(frozen=True)
 class FlagSettings:
     """The thresholds of every detector; changes are relative (0.30 means 30%) unless stated."""
+
+    GROUP: ClassVar[str] = "flags"
+    """The name these settings are kept under in the workspace."""
 
     window_quarters: int = 2
     activity_rise: float = 0.30
@@ -143,16 +147,6 @@ FLAG_SCHEMA = pl.Schema(
 """The columns of every detector's output; ``evidence`` is a JSON object of the numbers behind the flag."""
 
 FLAG_COLUMNS = tuple(FLAG_SCHEMA.names())
-
-ACK_SCHEMA = pl.Schema(
-    {
-        "flag_id": pl.String,
-        "acknowledged_by": pl.String,
-        "acknowledged_at": pl.Datetime("us"),
-        "comment": pl.String,
-    }
-)
-"""The acknowledgements table: who acknowledged which flag, when, and why."""
 
 SEVERITY_BANDS: tuple[tuple[str, float], ...] = (("high", 2.0), ("medium", 1.5), ("low", 0.0))
 """A flag's severity from its score: how far past its threshold the evidence lies (1.0 = at it)."""

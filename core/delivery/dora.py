@@ -1,6 +1,6 @@
 """DORA measures and the PR cycle-time breakdown, DevLake-compatible by default.
 
-Every function is pure over LazyFrames of the canonical model (see ``core.schema``).
+Every function is pure over LazyFrames of the canonical model (see ``core.model.schema``).
 Stage 1 turns fact tables into one row per PR, deployment or incident (``pr_cycle_times``,
 ``production_deployments``, ``incident_deployments`` ...); stage 2 reduces those facts to the
 four DORA measures, their elite/high/medium/low buckets and a weekly or monthly trend.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
 import polars as pl
 
@@ -97,6 +97,9 @@ DORA_2023: dict[str, tuple[Benchmark, ...]] = {
 @dataclass(frozen=True)
 class DoraSettings:
     """Switchable DORA definitions; the defaults are DevLake's."""
+
+    GROUP: ClassVar[str] = "dora"
+    """The name these settings are kept under in the workspace."""
 
     statistic: Statistic = "median"
     lead_time_start: LeadTimeStart = "first_commit"

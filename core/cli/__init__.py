@@ -1,0 +1,1 @@
+"""The command line: ``python -m core``, its reports and the report templates."""

@@ -1,0 +1,1 @@
+"""Delivery measures at the output level: deployments, PR cycle time, DORA and throughput."""

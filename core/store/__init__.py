@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy system of record, the columnar snapshot, kept results, settings and secrets."""
