@@ -13,17 +13,22 @@ import sqlalchemy as sa
 
 from core import connect
 from core.connect import ConnectFailed, SourceMapping
+from core.access import Viewer
 from core.importing import import_history
 from core.store import Store, open_store
 from core.workspace import Workspace, read_secrets
 
 PG = "postgresql+psycopg://postgres:{password}@127.0.0.1:5432/test"
 MARIADB = "mysql+pymysql://root:@127.0.0.1:3306/test"
+ADMIN = Viewer("ana", "Ana", "admin")
+LEAD = Viewer("dee", "Dee", "delivery_lead")
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 't.db'}"))
+    home = tmp_path / "workspace"
+    home.mkdir()
+    return open_store(Workspace(home=home, database_url=f"sqlite:///{home / 't.db'}"))
 
 
 def _server(url: str) -> sa.Engine:
@@ -82,7 +87,7 @@ PR_QUERY = (
 
 def test_postgres_connect_map_import_refresh(store: Store, pg_table: tuple[sa.Engine, str]) -> None:
     engine, table = pg_table
-    connection = connect.save_connection(store, "warehouse", PG.format(password="s3cr3t-pw"), actor="admin")
+    connection = connect.save_connection(store, "warehouse", PG.format(password="s3cr3t-pw"), ADMIN)
     assert "s3cr3t-pw" not in connection.url
     assert "s3cr3t-pw" not in str(store.settings("connections."))
     assert "s3cr3t-pw" not in store.audit_log()["detail"].str.join("").item()
@@ -98,7 +103,7 @@ def test_postgres_connect_map_import_refresh(store: Store, pg_table: tuple[sa.En
         }
     )
     mapping = SourceMapping("pull_requests", query=PR_QUERY.format(table=table), columns=PR_COLUMNS)
-    connect.set_mapping(store, "warehouse", mapping, actor="admin")
+    connect.set_mapping(store, "warehouse", mapping, ADMIN)
     preview = connect.preview(store, "warehouse", "pull_requests")
     assert preview.height == 2 and set(preview.columns) >= {"pr_id", "state", "author_kind"}
 
@@ -123,7 +128,7 @@ def test_postgres_connect_map_import_refresh(store: Store, pg_table: tuple[sa.En
 
 def test_postgres_refuses_writes(store: Store, pg_table: tuple[sa.Engine, str]) -> None:
     engine, table = pg_table
-    connect.save_connection(store, "pg", PG.format(password="x"), actor="admin")
+    connect.save_connection(store, "pg", PG.format(password="x"), ADMIN)
     for sql in (
         f"DELETE FROM {table}",
         f"SELECT 1; DROP TABLE {table}",
@@ -132,7 +137,7 @@ def test_postgres_refuses_writes(store: Store, pg_table: tuple[sa.Engine, str]) 
         f"SELECT * INTO tl_copy FROM {table}",
     ):
         with pytest.raises(ConnectFailed, match="Only"):
-            connect.set_mapping(store, "pg", SourceMapping("pull_requests", query=sql), actor="admin")
+            connect.set_mapping(store, "pg", SourceMapping("pull_requests", query=sql), ADMIN)
     url = connect._full_url(store, connect.get_connection(store, "pg"))
     with pytest.raises(ConnectFailed, match=r"read-only|write|failed"):
         connect.read_query(url, f"SELECT nextval('{table}_seq')")  # a write hidden in a function: the session refuses
@@ -156,7 +161,7 @@ def test_mariadb_connect_map_import_refresh(store: Store) -> None:
             )
         )
     try:
-        connect.save_connection(store, "maria", MARIADB, actor="admin")
+        connect.save_connection(store, "maria", MARIADB, ADMIN)
         assert connect.test_connection(store, "maria").startswith("mysql")
         assert table in connect.list_tables(store, "maria")
         mapping = SourceMapping(
@@ -164,7 +169,7 @@ def test_mariadb_connect_map_import_refresh(store: Store) -> None:
             table=table,
             columns={"incident_id": "id", "opened_at": "opened", "resolved_at": "closed", "severity": "sev"},
         )
-        connect.set_mapping(store, "maria", mapping, actor="admin")
+        connect.set_mapping(store, "maria", mapping, ADMIN)
         assert connect.preview(store, "maria", "incidents").height == 2
         assert connect.refresh(store, "maria", actor="admin").counts["incidents"]["added"] == 2
         with engine.begin() as conn:
@@ -177,7 +182,7 @@ def test_mariadb_connect_map_import_refresh(store: Store) -> None:
         resolved = {r["incident_id"]: r["resolved_at"] for r in store.read("incidents").to_dicts()}
         assert str(resolved["INC-2"]) == "2026-02-03 12:00:00"
         with pytest.raises(ConnectFailed, match="Only"):
-            connect.set_mapping(store, "maria", SourceMapping("incidents", query=f"DELETE FROM {table}"), actor="a")
+            connect.set_mapping(store, "maria", SourceMapping("incidents", query=f"DELETE FROM {table}"), ADMIN)
         url = connect._full_url(store, connect.get_connection(store, "maria"))
         with pytest.raises(ConnectFailed):
             connect.read_query(url, f"SELECT * FROM {table} FOR UPDATE")
@@ -187,8 +192,10 @@ def test_mariadb_connect_map_import_refresh(store: Store) -> None:
         engine.dispose()
 
 
-def test_devlake_preset(store: Store, tmp_path: Path) -> None:
-    path = tmp_path / "devlake.db"
+def test_devlake_preset(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(connect.SQLITE_SOURCES_ENV, str(tmp_path / "sources"))
+    (tmp_path / "sources").mkdir()
+    path = tmp_path / "sources" / "devlake.db"
     db = sqlite3.connect(path)
     db.executescript("""
         CREATE TABLE pull_requests (id TEXT, url TEXT, base_repo_id TEXT, pull_request_key INT, title TEXT,
@@ -224,8 +231,8 @@ def test_devlake_preset(store: Store, tmp_path: Path) -> None:
     """)
     db.commit()
     db.close()
-    connect.save_connection(store, "devlake", f"sqlite:///{path}", actor="admin")
-    connect.use_preset(store, "devlake", "devlake", actor="admin")
+    connect.save_connection(store, "devlake", f"sqlite:///{path}", ADMIN)
+    connect.use_preset(store, "devlake", "devlake", ADMIN)
     record = connect.refresh(store, "devlake", actor="admin")
     assert record.counts["pull_requests"]["added"] == 2
     prs = {r["number"]: r for r in store.read("pull_requests").to_dicts()}

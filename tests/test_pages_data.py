@@ -291,6 +291,7 @@ def test_connect_a_database_map_preview_refresh_and_refuse_writes(
         db.execute("CREATE TABLE deploys (id TEXT, svc TEXT, env TEXT, status TEXT, finished_at TEXT)")
         db.execute("INSERT INTO deploys VALUES ('wh-1', 'web', 'production', 'success', '2026-02-01 10:00:00')")
         db.execute("INSERT INTO deploys VALUES ('wh-2', 'web', 'production', 'failure', '2026-02-02 10:00:00')")
+    monkeypatch.setenv("THROUGHLINE_SQLITE_SOURCES", str(tmp_path))
     at = _data_page(data_workspace, "admin", monkeypatch)
     at.text_input(key="data.connect.form.name").input("warehouse")
     at.text_input(key="data.connect.form.url").input(f"sqlite:///{source}")
@@ -323,7 +324,7 @@ def test_a_connection_password_is_kept_in_the_secrets_file_and_never_shown(
     data_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "s3cret-Pa55word"
-    at = _data_page(data_workspace, "delivery_lead", monkeypatch)
+    at = _data_page(data_workspace, "admin", monkeypatch)
     at.text_input(key="data.connect.form.name").input("pg-warehouse")
     at.text_input(key="data.connect.form.url").input("postgresql+psycopg://reader@db.invalid:5432/warehouse")
     at.text_input(key="data.connect.form.password").input(secret)
