@@ -346,3 +346,34 @@ def test_executives_and_team_leads_have_no_data_page(
     at = signed_in(data_workspace, role, monkeypatch)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(DATA_PAGE)
+
+
+def test_a_delivery_lead_can_refresh_a_connection_but_not_add_or_map_one(
+    data_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from core import connect
+    from core.access import Viewer
+
+    source = tmp_path / "lead-source.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE incidents (incident_id TEXT, title TEXT, opened_at TEXT)")
+        db.execute("INSERT INTO incidents VALUES ('LEAD-1', 'Checkout down', '2026-02-01 10:00:00')")
+    monkeypatch.setenv("THROUGHLINE_SQLITE_SOURCES", str(tmp_path))
+    store = _store(data_workspace)
+    admin = Viewer("admin", "Admin", "admin")
+    connect.save_connection(store, "lead-source", f"sqlite:///{source}", admin)
+    connect.set_mapping(store, "lead-source", connect.SourceMapping("incidents", table="incidents"), admin)
+    at = _data_page(data_workspace, "delivery_lead", monkeypatch)
+    at.selectbox(key="data.connect.name").set_value("lead-source").run()
+    keys = {
+        getattr(e, "key", None) for kind in ("button", "text_input", "text_area", "radio") for e in getattr(at, kind)
+    }
+    editing = ("data.connect.form", "data.connect.map", "FormSubmitter:data.connect")
+    assert not [k for k in keys if k and k.startswith(editing)], keys
+    assert not {"data.connect.test", "data.connect.list_tables", "data.connect.devlake"} & keys
+    assert {"data.connect.preview", "data.connect.refresh"} <= keys
+    assert any("an admin adds connections" in c.value for c in at.caption)
+    at.button(key="data.connect.refresh").click().run()
+    assert not at.exception, at.exception
+    assert any("1 rows added" in s.value or "1 row added" in s.value for s in at.success), [s.value for s in at.success]
+    assert store.read("incidents").filter(pl.col("incident_id") == "LEAD-1").height == 1
