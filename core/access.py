@@ -104,6 +104,11 @@ def may_change_settings(viewer: Viewer) -> bool:
     return viewer.role in _STEWARDS
 
 
+def may_manage_connections(viewer: Viewer) -> bool:
+    """True when ``viewer`` may add a database connection or change what it reads (admins only)."""
+    return viewer.role == "admin"
+
+
 def may_edit_hypothesis(viewer: Viewer, team_id: str | None) -> bool:
     """True when ``viewer`` may state or edit the hypothesis of a feature of ``team_id``."""
     return may_change_settings(viewer) or (

@@ -7,6 +7,7 @@ import zoneinfo
 import polars as pl
 import streamlit as st
 
+from core.access import may_manage_connections
 from core.importing import (
     FORMATS,
     GENERIC,
@@ -356,6 +357,9 @@ def _forget_previous_upload(file_id: str) -> None:
 def render_connect() -> None:
     """Connect tab: save a connection, test it, list tables, map entities, preview, import now / refresh."""
     connections = {c.name: c for c in connect.list_connections(store)}
+    if not may_manage_connections(me):
+        render_connections_to_refresh(connections)
+        return
     pending = st.session_state.pop(f"{PAGE}.connect.select_next", None)
     if pending is not None:
         st.session_state[f"{PAGE}.connect.name"] = pending
@@ -387,7 +391,7 @@ def render_connect() -> None:
         if st.form_submit_button("Save connection"):
             st.session_state.pop(f"{PAGE}.connect.form.password", None)
             try:
-                saved = connect.save_connection(store, name.strip(), with_password(url, password), me.username)
+                saved = connect.save_connection(store, name.strip(), with_password(url, password), me)
             except connect.ConnectFailed as error:
                 st.error(error.message)
             else:
@@ -399,6 +403,18 @@ def render_connect() -> None:
     password = "saved in the secrets file" if connect.has_password(store, current.name) else "none"
     st.caption(f"`{current.url}` · password {password}")
     render_connection(current)
+
+
+def render_connections_to_refresh(connections: dict[str, connect.Connection]) -> None:
+    """Connect tab for a delivery lead: preview and refresh what an admin connected and mapped."""
+    if not connections:
+        st.info("No database is connected yet. An admin adds connections and maps what they read.")
+        return
+    picked = st.selectbox("Connection", list(connections), key=f"{PAGE}.connect.name")
+    current = connections[picked]
+    st.caption(f"`{current.url}` · an admin adds connections and maps what they read; you may preview and refresh.")
+    render_mappings(current)
+    render_preview_and_refresh(current)
 
 
 def render_connection(current: connect.Connection) -> None:
@@ -418,7 +434,7 @@ def render_connection(current: connect.Connection) -> None:
             st.error(error.message)
     if preset_col.button("Use the DevLake preset", key=f"{PAGE}.connect.devlake", width="stretch"):
         try:
-            connect.use_preset(store, name, "devlake", me.username)
+            connect.use_preset(store, name, "devlake", me)
         except connect.ConnectFailed as error:
             st.error(error.message)
         else:
@@ -427,6 +443,13 @@ def render_connection(current: connect.Connection) -> None:
     tables = listed[1] if listed and listed[0] == name else None
     if tables is not None:
         st.caption(f"Tables and views ({len(tables)}): " + ", ".join(f"`{t}`" for t in tables[:200]))
+    render_mappings(current)
+    render_mapping_form(current, tables)
+    render_preview_and_refresh(current)
+
+
+def render_mappings(current: connect.Connection) -> None:
+    """What the connection reads: the DevLake preset, or one row per mapped entity."""
     if current.preset == "devlake":
         st.info(
             "Mapped with the **Apache DevLake** preset: `pull_requests` (+ commits and comments) → pull requests, "
@@ -444,8 +467,6 @@ def render_connection(current: connect.Connection) -> None:
             orient="row",
         )
         table(frame, key=f"{PAGE}.connect.mappings", caption="Columns not listed are taken by the same name.")
-    render_mapping_form(current, tables)
-    render_preview_and_refresh(current)
 
 
 def render_mapping_form(current: connect.Connection, tables: list[str] | None) -> None:
@@ -509,7 +530,7 @@ def render_mapping_form(current: connect.Connection, tables: list[str] | None) -
                 columns=names,
             )
             try:
-                connect.set_mapping(store, current.name, mapping, me.username)
+                connect.set_mapping(store, current.name, mapping, me)
             except connect.ConnectFailed as error:
                 st.error(error.message, icon=":material/block:")
             else:

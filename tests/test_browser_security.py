@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import open_sign_in, screenshot, sign_in, wait_idle
+from tests.browser import open_page, open_sign_in, screenshot, sign_in, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -55,3 +55,22 @@ def test_a_session_cookie_replayed_after_sign_out_is_refused(
     assert late.get_by_text("Viewing as").count() == 0
     screenshot(late, "security-replayed-cookie-refused")
     replay_after.close()
+
+
+def test_a_delivery_lead_cannot_reach_the_connection_or_mapping_editor(
+    server: str, browser: object, demo_workspace: dict[str, object]
+) -> None:
+    login = demo_workspace["logins"]["delivery_lead"]  # type: ignore[index]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = context.new_page()
+    sign_in(page, server, login.username, login.password)
+    open_page(page, "Data")
+    page.get_by_role("tab", name="Connect a database").click()
+    wait_idle(page)
+    page.get_by_text("An admin adds connections").first.wait_for(timeout=30_000)
+    for label in ("SQLAlchemy URL (leave the password out)", "Password", "Query"):
+        assert page.get_by_label(label, exact=True).count() == 0, label
+    for button in ("Save connection", "Save mapping", "List tables", "Use the DevLake preset"):
+        assert page.get_by_role("button", name=button).count() == 0, button
+    screenshot(page, "security-lead-no-connection-editor")
+    context.close()

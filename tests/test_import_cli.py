@@ -66,10 +66,14 @@ def test_failure_exits_non_zero_with_the_message(
     assert "does not look like OpenAI cost export" in capsys.readouterr().err
 
 
-def test_connect_commands(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_connect_commands(
+    store: Store, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
     import sqlite3
 
-    path = tmp_path / "src.db"
+    sources = tmp_path_factory.mktemp("sources")  # outside the workspace folder, which is never a source
+    monkeypatch.setenv("THROUGHLINE_SQLITE_SOURCES", str(sources))
+    path = sources / "src.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE teams_src (team_id TEXT, name TEXT)")
         db.execute("INSERT INTO teams_src VALUES ('pay', 'Payments'), ('web', 'Web')")

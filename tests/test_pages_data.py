@@ -291,6 +291,7 @@ def test_connect_a_database_map_preview_refresh_and_refuse_writes(
         db.execute("CREATE TABLE deploys (id TEXT, svc TEXT, env TEXT, status TEXT, finished_at TEXT)")
         db.execute("INSERT INTO deploys VALUES ('wh-1', 'web', 'production', 'success', '2026-02-01 10:00:00')")
         db.execute("INSERT INTO deploys VALUES ('wh-2', 'web', 'production', 'failure', '2026-02-02 10:00:00')")
+    monkeypatch.setenv("THROUGHLINE_SQLITE_SOURCES", str(tmp_path))
     at = _data_page(data_workspace, "admin", monkeypatch)
     at.text_input(key="data.connect.form.name").input("warehouse")
     at.text_input(key="data.connect.form.url").input(f"sqlite:///{source}")
@@ -323,7 +324,7 @@ def test_a_connection_password_is_kept_in_the_secrets_file_and_never_shown(
     data_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "s3cret-Pa55word"
-    at = _data_page(data_workspace, "delivery_lead", monkeypatch)
+    at = _data_page(data_workspace, "admin", monkeypatch)
     at.text_input(key="data.connect.form.name").input("pg-warehouse")
     at.text_input(key="data.connect.form.url").input("postgresql+psycopg://reader@db.invalid:5432/warehouse")
     at.text_input(key="data.connect.form.password").input(secret)
@@ -345,3 +346,34 @@ def test_executives_and_team_leads_have_no_data_page(
     at = signed_in(data_workspace, role, monkeypatch)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(DATA_PAGE)
+
+
+def test_a_delivery_lead_can_refresh_a_connection_but_not_add_or_map_one(
+    data_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from core.access import Viewer
+    from core.sources import connect
+
+    source = tmp_path / "lead-source.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE incidents (incident_id TEXT, title TEXT, opened_at TEXT)")
+        db.execute("INSERT INTO incidents VALUES ('LEAD-1', 'Checkout down', '2026-02-01 10:00:00')")
+    monkeypatch.setenv("THROUGHLINE_SQLITE_SOURCES", str(tmp_path))
+    store = _store(data_workspace)
+    admin = Viewer("admin", "Admin", "admin")
+    connect.save_connection(store, "lead-source", f"sqlite:///{source}", admin)
+    connect.set_mapping(store, "lead-source", connect.SourceMapping("incidents", table="incidents"), admin)
+    at = _data_page(data_workspace, "delivery_lead", monkeypatch)
+    at.selectbox(key="data.connect.name").set_value("lead-source").run()
+    keys = {
+        getattr(e, "key", None) for kind in ("button", "text_input", "text_area", "radio") for e in getattr(at, kind)
+    }
+    editing = ("data.connect.form", "data.connect.map", "FormSubmitter:data.connect")
+    assert not [k for k in keys if k and k.startswith(editing)], keys
+    assert not {"data.connect.test", "data.connect.list_tables", "data.connect.devlake"} & keys
+    assert {"data.connect.preview", "data.connect.refresh"} <= keys
+    assert any("an admin adds connections" in c.value for c in at.caption)
+    at.button(key="data.connect.refresh").click().run()
+    assert not at.exception, at.exception
+    assert any("1 rows added" in s.value or "1 row added" in s.value for s in at.success), [s.value for s in at.success]
+    assert store.read("incidents").filter(pl.col("incident_id") == "LEAD-1").height == 1

@@ -7,11 +7,14 @@ returning the exit code. A failure prints the same message the Data page shows a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 
 import polars as pl
 
+from core import users
+from core.access import Viewer
 from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS
 from core.importing.formats.gitlog import COMMAND as GITLOG_COMMAND
@@ -64,7 +67,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     add.add_argument("name")
     add.add_argument("url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/db")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    add.add_argument("--actor", default="cli")
+    _add_identity(add)
     add.set_defaults(run=_guard(_connect_add))
     lst = con_sub.add_parser("list", help="saved connections and their mappings")
     lst.set_defaults(run=_guard(_connect_list))
@@ -81,20 +84,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     source.add_argument("--table")
     source.add_argument("--query")
     mapping.add_argument("--map", action="append", default=[], metavar="COLUMN=SOURCE")
-    mapping.add_argument("--actor", default="cli")
+    _add_identity(mapping)
     mapping.set_defaults(run=_guard(_connect_map))
     preset = con_sub.add_parser("preset", help="map with a preset (devlake)")
     preset.add_argument("name")
     preset.add_argument("preset", choices=list(connect.PRESETS))
-    preset.add_argument("--actor", default="cli")
-    preset.set_defaults(run=_guard(lambda store, a: _print(str(connect.use_preset(store, a.name, a.preset, a.actor)))))
+    _add_identity(preset)
+    preset.set_defaults(
+        run=_guard(lambda store, a: _print(str(connect.use_preset(store, a.name, a.preset, _viewer(store, a)))))
+    )
     prev = con_sub.add_parser("preview", help="the first rows an entity would receive")
     prev.add_argument("name")
     prev.add_argument("entity", choices=list(ENTITIES))
     prev.set_defaults(run=_guard(lambda store, a: _print(str(connect.preview(store, a.name, a.entity)))))
     refresh = con_sub.add_parser("refresh", help="import now / refresh every mapped entity")
     refresh.add_argument("name")
-    refresh.add_argument("--actor", default="cli")
+    _add_identity(refresh)
     refresh.add_argument("--skip-invalid", action="store_true")
     refresh.set_defaults(run=_guard(_connect_refresh))
 
@@ -140,7 +145,7 @@ def _connect_add(store: Store, args: argparse.Namespace) -> int:
         import sqlalchemy as sa
 
         url = sa.make_url(url).set(password=sys.stdin.readline().rstrip("\n")).render_as_string(hide_password=False)
-    connection = connect.save_connection(store, args.name, url, args.actor)
+    connection = connect.save_connection(store, args.name, url, _viewer(store, args))
     print(f"saved connection {connection.name}: {connection.url}")
     return 0
 
@@ -154,15 +159,31 @@ def _connect_list(store: Store, args: argparse.Namespace) -> int:
 
 def _connect_map(store: Store, args: argparse.Namespace) -> int:
     mapping = connect.SourceMapping(args.entity, args.table, args.query, _pairs(args.map))
-    connect.set_mapping(store, args.name, mapping, args.actor)
+    connect.set_mapping(store, args.name, mapping, _viewer(store, args))
     print(f"{args.name}: {args.entity} ← {args.table or 'query'}")
     return 0
 
 
 def _connect_refresh(store: Store, args: argparse.Namespace) -> int:
-    record = connect.refresh(store, args.name, args.actor, _progress, skip_invalid=args.skip_invalid)
+    viewer = _viewer(store, args)
+    record = connect.refresh(store, args.name, viewer.username, _progress, skip_invalid=args.skip_invalid)
     _print_record(record.import_id, record.counts)
     return 0
+
+
+def _add_identity(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--actor", default="cli", help="who is acting (recorded), when run as the local admin")
+    command.add_argument("--as", dest="as_user", default=None, help="act as this user, with their role")
+
+
+def _viewer(store: Store, args: argparse.Namespace) -> Viewer:
+    """Who a ``connect`` command acts as: ``--as USER`` with that user's role, else the local admin as ``--actor``."""
+    if args.as_user is None:
+        return dataclasses.replace(Viewer.local_admin(), username=args.actor)
+    user = users.get_user(store, args.as_user)
+    if user is None or user.disabled:
+        raise connect.ConnectFailed(f"No active user `{args.as_user}`.")
+    return Viewer(user.username, user.name, user.role, user.team_id)
 
 
 def _guard(handler: Handler) -> Handler:
