@@ -107,6 +107,7 @@ def generate_demo(
         "incidents": _incidents(rng, deployments, deployment_scale, clock),
         "cost_events": _cost_events(rng, prs, people, plan, items, clock, cost_event_scale),
         "metric_observations": _observations(rng, clock, plan, planted),
+        "cost_keys": pl.DataFrame(schema=ENTITIES["cost_keys"].schema),
     }
     frames = {name: coerce(name, raw[name]) for name in ENTITIES}
     effects = pl.DataFrame(

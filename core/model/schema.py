@@ -302,9 +302,30 @@ ENTITIES: dict[str, Entity] = {
                 _c("work_item_key", pl.String),
                 _c("repo", pl.String),
                 _c("branch", pl.String),
+                _c(
+                    "account_key",
+                    pl.String,
+                    description="the provider's most specific account identifier: API key, CI user",
+                ),
+                _c(
+                    "account_scope",
+                    pl.String,
+                    description="the provider's broader account: workspace, project, repository",
+                ),
             ),
             key=("event_id",),
             time_column="occurred_at",
+        ),
+        Entity(
+            "cost_keys",
+            "Cost account keys",
+            (
+                _c("key", pl.String, required=True, description="an account_key or account_scope of cost events"),
+                _c("team_id", pl.String, references=("teams", "team_id")),
+                _c("person_id", pl.String, references=("people", "person_id")),
+                _c("feature_id", pl.String, references=("features", "feature_id")),
+            ),
+            key=("key",),
         ),
         Entity(
             "metric_observations",
