@@ -148,3 +148,38 @@ def test_progress_counts_rows_written_batch_by_batch(store: Store, monkeypatch: 
     assert done == sorted(done), "progress never goes back"
     assert len(set(done)) > 3, "the bar moves batch by batch, not only at start and end"
     assert store.read("pull_requests").height == plan.rows("pull_requests")
+
+
+def prs_csv(count: int, title: str = "first", start: int = 0) -> bytes:
+    """A generic pull-request export of ``count`` merged PRs numbered from ``start``."""
+    numbers = list(range(start, start + count))
+    return (
+        pl.DataFrame(
+            {
+                "pr_id": [f"acme/web#{n}" for n in numbers],
+                "repo": "acme/web",
+                "number": numbers,
+                "title": title,
+                "author_kind": "human",
+                "state": "merged",
+                "created_at": "2026-01-02T03:04:05Z",
+            }
+        )
+        .write_csv()
+        .encode()
+    )
+
+
+def test_reimporting_a_large_export_updates_every_row_twice(store: Store) -> None:
+    count = 70_000  # past psycopg's 65,535 parameters had the existing keys been listed in one statement
+    first = run_import(store, plan_import(prs_csv(count), "prs.csv", entity="pull_requests"), actor="a")
+    assert first.counts["pull_requests"] == {"added": 70_000, "updated": 0, "rejected": 0}
+    second = run_import(store, plan_import(prs_csv(count + 1, "second"), "prs.csv", entity="pull_requests"), "a")
+    assert second.counts["pull_requests"] == {"added": 1, "updated": 70_000, "rejected": 0}
+    third = run_import(store, plan_import(prs_csv(count + 1, "third"), "prs.csv", entity="pull_requests"), "a")
+    assert third.counts["pull_requests"] == {"added": 0, "updated": 70_001, "rejected": 0}
+    assert store.read("pull_requests")["title"].unique().to_list() == ["third"]
+    assert store.count("pull_requests") == 70_001
+    assert store.snapshot().scan("pull_requests").collect().height == 70_001
+    undo_import(store, third.import_id, actor="a")
+    assert store.read("pull_requests")["title"].unique().to_list() == ["second"]
