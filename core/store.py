@@ -180,6 +180,8 @@ class Store:
         """Create every table that does not exist yet (including those defined beside their feature)."""
         _load_table_modules()
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:  # the row every write locks to take the next version
+            _insert_missing(conn, meta_table, {"key": "data_version", "value": "0"})
 
     def drop_all(self) -> None:
         """Remove every Throughline table and the snapshot (used by tests and ``init --force``)."""
@@ -269,6 +271,8 @@ class Store:
         removals = dict(delete or {})
         result = WriteResult()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # the write lock now, not a deadlock when a read upgrades later
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             for name in reversed([e for e in ENTITIES if e in removals]):
                 result.deleted[name] = self._delete_keys(conn, name, removals[name])
             for name in order:
@@ -485,8 +489,9 @@ class Store:
         return deleted
 
     def _bump_version(self, conn: sa.Connection) -> int:
+        """The next data version, its row locked until commit so concurrent writes never share a number."""
         current = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "data_version")
+            sa.select(meta_table.c.value).where(meta_table.c.key == "data_version").with_for_update()
         ).scalar_one_or_none()
         version = int(current or 0) + 1
         _upsert_kv(conn, meta_table, "data_version", {"value": str(version)})
@@ -724,6 +729,16 @@ def _connectorx_uri(engine: Engine) -> str | None:
     if url.get_backend_name() == "postgresql":
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
     return None
+
+
+def _insert_missing(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
+    """Insert ``row`` unless its key is already there (another process may be inserting it too)."""
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(**row)
+        conn.execute(insert.on_conflict_do_nothing())
+    elif conn.execute(sa.select(table.c.key).where(table.c.key == row["key"])).first() is None:
+        conn.execute(table.insert().values(**row))
 
 
 def _upsert_kv(conn: sa.Connection, table: sa.Table, key: str, values: Mapping[str, Any]) -> None:

@@ -282,7 +282,7 @@ def _import_reporting_stages(home: str, url: str, start: int, size: int, stages:
     store = open_store(Workspace(home=Path(home), database_url=url))
     plan = plan_import(prs_csv(size, title=f"from {start}", start=start), "prs.csv", entity="pull_requests")
     mark("ready")
-    run_import(store, plan, actor="k", progress=lambda done, total: mark("rows"))
+    run_import(store, plan, actor="k", progress=lambda done, total: done < total and mark("rows"))
     mark("returned")
 
 
