@@ -5,25 +5,40 @@ so importing the same file twice changes nothing), and either all of it is store
 Columns a format does not provide keep their stored values; gap-filling rows (authors,
 placeholder epics) are only added where the key is new. The keys added and the rows replaced
 are saved as Parquet under ``<workspace>/imports/<id>/`` so the import can be undone.
+
+The history row ("done", with its counts and undo folder) and the audit line are written in
+the data's own transaction, after the undo files are on disk: a killed import leaves no row,
+and every "done" row can be undone. While an import is under way its undo folder is held by
+a lock file, so tidying on open removes only the folders of imports that never committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
+from filelock import FileLock
 
 from core.importing.errors import ImportFailed
 from core.importing.formats import ROW
 from core.importing.plan import ImportPlan, without_rejected
 from core.model.schema import DATETIME, ENTITIES, ValidationError, coerce
-from core.store.database import ENTITY_TABLES, Store, imports_table
+from core.store.database import (
+    ENTITY_TABLES,
+    Store,
+    WriteResult,
+    audit_table,
+    describe_error,
+    imports_table,
+    pending_undo_lock,
+)
 
 Progress = Callable[[int, int], None]
 _KEY_CHUNK = 500
@@ -86,25 +101,57 @@ def run_import(
         _report(progress, written, total)
 
     _report(progress, 0, total)
-    import_id = _start_record(store, plan, actor)
-    try:
-        result = store.write(frames, "upsert", source=plan.source, _fail_after=_fail_after, on_rows=on_rows)
-    except ValidationError as error:
-        _finish_record(store, import_id, "failed", {})
-        raise ImportFailed(f"{plan.source}: nothing was written.", error.problems) from None
-    except Exception as error:
-        _finish_record(store, import_id, "failed", {})
-        raise ImportFailed(f"{plan.source}: the import failed and nothing was written ({error}).") from None
-    counts = {
-        e: {"added": result.added.get(e, 0), "updated": result.updated.get(e, 0), "rejected": rejected.get(e, 0)}
-        for e in dict.fromkeys([*frames, *rejected])
-    }
-    undo_dir = _save_undo(store, import_id, result.added_keys, result.previous_rows)
-    _finish_record(store, import_id, "done", counts, undo_dir)
-    summary = ", ".join(f"{e} +{c['added']} ~{c['updated']} x{c['rejected']}" for e, c in counts.items())
-    store.audit("import.run", actor, f"#{import_id} {plan.format} {plan.source}: {summary}")
+    recorded: dict[str, object] = {}
+    with contextlib.ExitStack() as held:
+
+        def record(conn: sa.Connection, result: WriteResult) -> None:
+            counts = {
+                e: {
+                    "added": result.added.get(e, 0),
+                    "updated": result.updated.get(e, 0),
+                    "rejected": rejected.get(e, 0),
+                }
+                for e in dict.fromkeys([*frames, *rejected])
+            }
+            import_id = _insert_record(conn, plan, actor, "done", counts)
+            held.enter_context(_undo_folder_held(store, import_id))
+            recorded["undo_dir"] = str(store.workspace.home / "imports" / str(import_id))
+            undo_dir = _save_undo(store, import_id, result.added_keys, result.previous_rows)
+            conn.execute(imports_table.update().where(imports_table.c.id == import_id).values(undo_dir=undo_dir))
+            summary = ", ".join(f"{e} +{c['added']} ~{c['updated']} x{c['rejected']}" for e, c in counts.items())
+            conn.execute(
+                audit_table.insert().values(
+                    at=_now(),
+                    actor=actor,
+                    action="import.run",
+                    detail=f"#{import_id} {plan.format} {plan.source}: {summary}",
+                )
+            )
+            recorded.update(import_id=import_id, counts=counts, undo_dir=undo_dir)
+
+        try:
+            result = store.write(
+                frames, "upsert", source=plan.source, _fail_after=_fail_after, on_rows=on_rows, bookkeeping=record
+            )
+        except ValidationError as error:
+            _forget_undo(recorded)
+            _record_failure(store, plan, actor)
+            raise ImportFailed(f"{plan.source}: nothing was written.", error.problems) from None
+        except Exception as error:
+            _forget_undo(recorded)
+            _record_failure(store, plan, actor)
+            raise ImportFailed(
+                f"{plan.source}: the import failed and nothing was written ({describe_error(error)})."
+            ) from None
+    notes = tuple(plan.notes)
+    if result.snapshot_error:
+        notes += (
+            "The rows are stored, but the analytics snapshot could not be refreshed "
+            f"({result.snapshot_error}); it will be rebuilt when the data is next read.",
+        )
     _report(progress, total, total)
-    return ImportRecord(import_id, plan.source, plan.format, actor, _now(), "done", counts, tuple(plan.notes))
+    import_id, counts = int(recorded["import_id"]), recorded["counts"]  # type: ignore[call-overload]
+    return ImportRecord(import_id, plan.source, plan.format, actor, _now(), "done", counts, notes)  # type: ignore[arg-type]
 
 
 def undo_import(store: Store, import_id: int, actor: str | None) -> ImportRecord:
@@ -122,20 +169,30 @@ def undo_import(store: Store, import_id: int, actor: str | None) -> ImportRecord
         added = {p.stem: pl.read_parquet(p) for p in sorted((folder / "added").glob("*.parquet"))}
         previous = {p.stem: pl.read_parquet(p) for p in sorted((folder / "previous").glob("*.parquet"))}
     except Exception as error:
-        raise ImportFailed(f"Import #{import_id} cannot be undone: its undo data is unreadable ({error}).") from None
-    for entity in reversed([e for e in ENTITIES if e in added]):
-        if added[entity].height:
-            store.delete(entity, added[entity])
+        raise ImportFailed(
+            f"Import #{import_id} cannot be undone: its undo data is unreadable ({describe_error(error)})."
+        ) from None
+
+    def mark_undone(conn: sa.Connection, _result: WriteResult) -> None:
+        marked = conn.execute(
+            imports_table.update()
+            .where(imports_table.c.id == import_id, imports_table.c.status == "done")
+            .values(status="undone")
+        ).rowcount
+        if marked != 1:
+            raise ImportFailed(f"Import #{import_id} cannot be undone: it was undone meanwhile.")
+        conn.execute(
+            audit_table.insert().values(
+                at=_now(), actor=actor, action="import.undo", detail=f"#{import_id} {row['format']} {row['source']}"
+            )
+        )
+
+    removals = {e: f for e, f in added.items() if f.height}
     restore = {e: f for e, f in previous.items() if f.height}
-    if restore:
-        try:
-            store.write(restore, "upsert", source=f"undo of import #{import_id}")
-        except ValidationError as error:
-            raise ImportFailed(
-                f"Import #{import_id}: the replaced rows could not be restored.", error.problems
-            ) from None
-    _finish_record(store, import_id, "undone", json.loads(row["entities"]), row["undo_dir"])
-    store.audit("import.undo", actor, f"#{import_id} {row['format']} {row['source']}")
+    try:
+        store.write(restore, "upsert", source=f"undo of import #{import_id}", delete=removals, bookkeeping=mark_undone)
+    except ValidationError as error:
+        raise ImportFailed(f"Import #{import_id}: the replaced rows could not be restored.", error.problems) from None
     return ImportRecord(import_id, row["source"], row["format"], actor, _now(), "undone", json.loads(row["entities"]))
 
 
@@ -237,39 +294,60 @@ def _stored_rows(store: Store, entity: str, keys: pl.DataFrame) -> pl.DataFrame:
     return coerce(entity, frame)
 
 
-def _start_record(store: Store, plan: ImportPlan, actor: str | None) -> int:
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            imports_table.insert().values(
-                at=_now(),
-                actor=actor,
-                source=plan.source[:2000],
-                format=plan.format[:100],
-                entities="{}",
-                status="running",
-            )
+def _insert_record(
+    conn: sa.Connection, plan: ImportPlan, actor: str | None, status: str, counts: dict[str, dict[str, int]]
+) -> int:
+    """Add one history row inside the caller's transaction; returns its import id."""
+    result = conn.execute(
+        imports_table.insert().values(
+            at=_now(),
+            actor=actor,
+            source=plan.source[:2000],
+            format=plan.format[:100],
+            entities=json.dumps(counts),
+            status=status,
         )
-        return int(result.inserted_primary_key[0])
+    )
+    return int(result.inserted_primary_key[0])
 
 
-def _finish_record(
-    store: Store, import_id: int, status: str, counts: dict[str, dict[str, int]], undo_dir: str | None = None
-) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(
-            imports_table.update()
-            .where(imports_table.c.id == import_id)
-            .values(status=status, entities=json.dumps(counts), undo_dir=undo_dir)
-        )
+def _record_failure(store: Store, plan: ImportPlan, actor: str | None) -> None:
+    """Note a refused or failed import in the history (nothing to undo); best effort, the data is untouched."""
+    try:
+        with store.engine.begin() as conn:
+            _insert_record(conn, plan, actor, "failed", {})
+    except Exception:
+        return
+
+
+@contextlib.contextmanager
+def _undo_folder_held(store: Store, import_id: int) -> Iterator[None]:
+    """Hold import ``import_id``'s undo folder against tidying until its transaction has ended."""
+    folder = store.workspace.home / "imports" / str(import_id)
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with FileLock(_pending_lock(folder), mode=0o600):
+        yield
+
+
+def _pending_lock(folder: Path) -> Path:
+    return pending_undo_lock(folder)
+
+
+def _forget_undo(recorded: dict[str, object]) -> None:
+    """Remove the undo folder of an import whose transaction rolled back."""
+    if recorded.get("undo_dir"):
+        shutil.rmtree(str(recorded["undo_dir"]), ignore_errors=True)
 
 
 def _save_undo(store: Store, import_id: int, added: dict[str, pl.DataFrame], previous: dict[str, pl.DataFrame]) -> str:
     folder = store.workspace.home / "imports" / str(import_id)
     shutil.rmtree(folder, ignore_errors=True)
     for name, frames in (("added", added), ("previous", previous)):
-        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name).mkdir(parents=True, exist_ok=True, mode=0o700)
         for entity, frame in frames.items():
-            frame.write_parquet(folder / name / f"{entity}.parquet")
+            path = folder / name / f"{entity}.parquet"
+            frame.write_parquet(path)
+            path.chmod(0o600)
     return str(folder)
 
 

@@ -1,17 +1,24 @@
 """The workspace store: a SQLAlchemy database as the system of record, a Parquet snapshot for analytics.
 
 Every write of entity rows is validated first and then applied in one transaction, so a
-write that fails leaves what was stored before intact. After each successful write the
-snapshot of the touched entities is refreshed (read back through ConnectorX where the
-dialect allows) and the data version moves on; analytics only ever scan the snapshot.
+write that fails leaves what was stored before intact; a caller's bookkeeping (the import
+history) can ride in the same transaction. Upserts go through a staging table, so a write of
+any size stays within every driver's parameter limit. After each committed write the snapshot
+is rebuilt from the committed state, one process at a time (a lock file in the workspace);
+the snapshot of a data version exists only once complete, so a refresh that fails leaves the
+current version without a snapshot and the next access rebuilds it. Analytics only ever scan
+the snapshot.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import stat
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +27,8 @@ from typing import Any, Literal
 
 import polars as pl
 import sqlalchemy as sa
+from filelock import FileLock, Timeout
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from core.model.records import HISTORY_SCHEMA
@@ -27,7 +36,13 @@ from core.model.schema import DATETIME, ENTITIES, Problem, ValidationError, coer
 from core.store.workspace import Workspace
 
 WriteMode = Literal["upsert", "replace"]
-_CHUNK = 500
+Bookkeeping = Callable[[sa.Connection, "WriteResult"], None]
+_MAX_VARIABLES = 900
+"""Bound parameters per statement: under SQLite's oldest limit (999) and far under psycopg's 65,535."""
+_SNAPSHOT_LOCK = "snapshot.lock"
+_SNAPSHOT_TRIES = 5
+_MESSAGE_LIMIT = 300
+_log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 
@@ -155,7 +170,10 @@ class WriteResult:
     updated: dict[str, int] = field(default_factory=dict)
     added_keys: dict[str, pl.DataFrame] = field(default_factory=dict)
     previous_rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
     data_version: int = 0
+    snapshot_error: str | None = None
+    """Why the snapshot could not be refreshed after the commit (it is rebuilt on next access), or None."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,7 @@ class Store:
         self.workspace = workspace
         self.engine = engine or _make_engine(workspace.database_url)
         self._snapshot_lock = threading.Lock()
+        self._snapshot_file_lock = FileLock(workspace.home / _SNAPSHOT_LOCK, mode=0o600, thread_local=False)
         self.after_write: Callable[[Store], object] | None = None
         """Called with the store after every write has refreshed the snapshot (the app keeps results)."""
 
@@ -191,12 +210,29 @@ class Store:
     def create(self) -> None:
         """Create every table that does not exist yet."""
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:  # the row every write locks to take the next version
+            _insert_missing(conn, meta_table, {"key": "data_version", "value": "0"})
 
     def drop_all(self) -> None:
         """Remove every Throughline table and the snapshot (used by tests and ``init --force``)."""
         metadata.drop_all(self.engine)
         shutil.rmtree(self.workspace.snapshot_dir, ignore_errors=True)
         self.workspace.snapshot_dir.mkdir(parents=True, exist_ok=True)
+
+    def recover(self) -> None:
+        """Tidy what a killed process left: half-built snapshots and imports recorded as still running."""
+        tighten_permissions(self.workspace)
+        with self.engine.begin() as conn:
+            conn.execute(
+                imports_table.update().where(imports_table.c.status == "running").values(status="failed", undo_dir=None)
+            )
+        try:
+            with self._snapshot_lock, self._snapshot_file_lock.acquire(timeout=0):
+                for building in self.workspace.snapshot_dir.glob(".building-*"):
+                    shutil.rmtree(building, ignore_errors=True)
+        except Timeout:
+            pass  # another process is building: its folder is not an orphan, a later open tidies
+        tidy_undo_folders(self)
 
     def is_initialised(self) -> bool:
         """True when the workspace tables exist."""
@@ -232,6 +268,8 @@ class Store:
         _fail_after: str | None = None,
         *,
         on_rows: Callable[[int], None] | None = None,
+        delete: Mapping[str, pl.DataFrame] | None = None,
+        bookkeeping: Bookkeeping | None = None,
     ) -> WriteResult:
         """Validate and store ``frames`` in one transaction, then refresh the snapshot.
 
@@ -239,7 +277,10 @@ class Store:
         each given entity hold exactly the given rows. References are checked against the
         incoming frames and the rows already stored. Raises ``ValidationError`` and writes
         nothing when any frame has a problem. ``on_rows(n)`` is called as each batch of ``n``
-        rows is inserted, for a progress bar.
+        rows is inserted, for a progress bar. ``delete`` removes keys first, in the same
+        transaction; ``bookkeeping(conn, result)`` runs last inside it, so a history record
+        commits with the data or not at all. A snapshot that cannot be refreshed after the
+        commit is left stale (rebuilt on next access) and named in ``result.snapshot_error``.
         """
         order = [name for name in ENTITIES if name in frames]
         unknown = set(frames) - set(ENTITIES)
@@ -254,29 +295,36 @@ class Store:
         if problems:
             raise ValidationError(problems)
 
+        removals = dict(delete or {})
         result = WriteResult()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # the write lock now, not a deadlock when a read upgrades later
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            for name in reversed([e for e in ENTITIES if e in removals]):
+                result.deleted[name] = self._delete_keys(conn, name, removals[name])
             for name in order:
                 frame = coerce(name, frames[name])
                 self._write_entity(conn, name, frame, mode, result, on_rows)
                 if _fail_after == name:
                     raise RuntimeError(f"injected failure after writing {name}")
-            version = self._bump_version(conn)
-        result.data_version = version
-        self.refresh_snapshot(order)
-        self._written()
+            result.data_version = self._bump_version(conn)
+            if bookkeeping is not None:
+                bookkeeping(conn, result)
+        self._written([*order, *(e for e in removals if e not in order)], result)
         return result
 
     def delete(self, entity: str, keys: pl.DataFrame) -> int:
         """Delete the rows of ``entity`` whose key is in ``keys``; returns rows deleted."""
-        with self.engine.begin() as conn:
-            deleted = self._delete_keys(conn, entity, keys)
-            self._bump_version(conn)
-        self.refresh_snapshot([entity])
-        self._written()
-        return deleted
+        return self.write({}, delete={entity: keys}).deleted[entity]
 
-    def _written(self) -> None:
+    def _written(self, entities: list[str], result: WriteResult) -> None:
+        """Refresh the snapshot after a commit; a failure leaves it stale and says why, never undoes the commit."""
+        try:
+            self.refresh_snapshot(entities, written_version=result.data_version)
+        except Exception as error:
+            result.snapshot_error = describe_error(error)
+            _log.warning("snapshot of data version %s left stale: %s", result.data_version, result.snapshot_error)
+            return
         if self.after_write is not None:
             self.after_write(self)
 
@@ -293,34 +341,59 @@ class Store:
             folder = self.snapshot_folder()
         return Snapshot(self.data_version(), folder)
 
-    def refresh_snapshot(self, entities: Iterable[str]) -> Path:
-        """Rewrite the Parquet files of ``entities`` (sorted by time) under the current version."""
-        with self._snapshot_lock:
-            version = self.data_version()
-            root = self.workspace.snapshot_dir
-            target = self.snapshot_folder(version)
-            building = root / f".building-v{version}-{os.getpid()}-{threading.get_ident()}"
-            shutil.rmtree(building, ignore_errors=True)
-            building.mkdir(parents=True)
-            previous = self._latest_complete_folder()
-            touched = set(entities)
+    def refresh_snapshot(self, entities: Iterable[str], written_version: int | None = None) -> Path:
+        """The complete snapshot of the committed data version, built now if it does not exist yet.
+
+        One builder at a time per workspace (a lock file beside the data), reading after the commit.
+        Only ``entities`` are re-read when the write that made ``written_version`` is the only change
+        since the newest complete snapshot; otherwise every entity is. A build during which another
+        write commits is thrown away and redone, so a snapshot never mixes two data versions.
+        """
+        touched = set(entities)
+        with self._snapshot_lock, self._snapshot_file_lock:
+            for _ in range(_SNAPSHOT_TRIES):
+                version = self.data_version()
+                target = self.snapshot_folder(version)
+                if (target / "COMPLETE").exists():
+                    return target
+                previous = self._latest_complete_folder()
+                follows = previous is not None and previous.name == f"v{version - 1}"
+                reread = touched if follows and written_version == version else set(ENTITIES)
+                built = self._build_snapshot(version, previous, reread)
+                if self.data_version() == version:
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.replace(built, target)
+                    self._drop_old_snapshots(version)
+                    return target
+                shutil.rmtree(built, ignore_errors=True)
+            raise RuntimeError(f"the data changed during {_SNAPSHOT_TRIES} snapshot builds in a row; try again")
+
+    def _build_snapshot(self, version: int, previous: Path | None, reread: set[str]) -> Path:
+        """A complete snapshot folder of ``version`` under a temporary name: ``reread`` read, the rest linked."""
+        building = self.workspace.snapshot_dir / f".building-v{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        building.mkdir(parents=True, mode=0o700)
+        try:
             for name, spec in ENTITIES.items():
                 dest = building / f"{name}.parquet"
                 old = previous / f"{name}.parquet" if previous else None
-                if name not in touched and old is not None and old.exists():
+                if name not in reread and old is not None and old.exists():
                     os.link(old, dest)
                     continue
                 frame = self.read(name)
                 if spec.time_column:
                     frame = frame.sort(spec.time_column, nulls_last=True)
                 frame.write_parquet(dest, statistics=True)
+                os.chmod(dest, 0o600)
             (building / "COMPLETE").write_text(str(version))
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(building, target)
-            for old_dir in root.glob("v*"):
-                if old_dir != target and old_dir.name[1:].isdigit() and int(old_dir.name[1:]) < version - 1:
-                    shutil.rmtree(old_dir, ignore_errors=True)
-            return target
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return building
+
+    def _drop_old_snapshots(self, version: int) -> None:
+        for old_dir in self.workspace.snapshot_dir.glob("v*"):
+            if old_dir.name[1:].isdigit() and int(old_dir.name[1:]) < version - 1:
+                shutil.rmtree(old_dir, ignore_errors=True)
 
     # -- small system tables ------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -419,34 +492,33 @@ class Store:
             result.updated[name] = 0
             result.added[name] = frame.height
             result.added_keys[name] = frame.select(keys)
-        else:
-            stored = self._stored_keys(name, conn)
-            existing = frame.select(keys).join(stored, on=keys, how="semi")
-            if existing.height:
-                previous = _read_sql(conn, sa.select(table).where(_key_filter(table, keys, existing)))
-                result.previous_rows[name] = (
-                    coerce(name, previous).join(existing, on=keys, how="semi")
-                    if previous.height
-                    else coerce(name, previous)
-                )
-                self._delete_keys(conn, name, existing)
-            result.updated[name] = existing.height
-            result.added[name] = frame.height - existing.height
-            result.added_keys[name] = frame.select(keys).join(existing, on=keys, how="anti")
-        _insert(conn, table, frame, on_rows)
+            _insert(conn, table, frame, on_rows)
+            return
+        stage = _staging_table(conn, table)
+        _insert(conn, stage, frame, on_rows)
+        matched = sa.and_(*[table.c[k] == stage.c[k] for k in keys])
+        previous = coerce(name, _read_sql(conn, sa.select(table).join(stage, matched)))
+        result.previous_rows[name] = previous
+        result.updated[name] = previous.height
+        result.added[name] = frame.height - previous.height
+        result.added_keys[name] = frame.select(keys).join(previous.select(keys), on=keys, how="anti")
+        _upsert_from(conn, table, stage, keys)
+        stage.drop(conn)
 
     def _delete_keys(self, conn: sa.Connection, entity: str, keys: pl.DataFrame) -> int:
         table = ENTITY_TABLES[entity]
         key_cols = list(ENTITIES[entity].key)
+        chunk_rows = max(1, _MAX_VARIABLES // len(key_cols))
         deleted = 0
-        for start in range(0, keys.height, _CHUNK):
-            chunk = keys.slice(start, _CHUNK)
+        for start in range(0, keys.height, chunk_rows):
+            chunk = keys.slice(start, chunk_rows)
             deleted += conn.execute(table.delete().where(_key_filter(table, key_cols, chunk))).rowcount or 0
         return deleted
 
     def _bump_version(self, conn: sa.Connection) -> int:
+        """The next data version, its row locked until commit so concurrent writes never share a number."""
         current = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "data_version")
+            sa.select(meta_table.c.value).where(meta_table.c.key == "data_version").with_for_update()
         ).scalar_one_or_none()
         version = int(current or 0) + 1
         _upsert_kv(conn, meta_table, "data_version", {"value": str(version)})
@@ -464,11 +536,71 @@ class Store:
         return max(candidates, key=lambda d: int(d.name[1:])) if candidates else None
 
 
+def tidy_undo_folders(store: Store) -> int:
+    """Remove undo folders of imports that never committed (a killed process's); returns how many."""
+    root = store.workspace.home / "imports"
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for folder in root.iterdir():
+        if not folder.is_dir() or not folder.name.isdigit():
+            continue
+        try:
+            with FileLock(pending_undo_lock(folder), timeout=0):
+                with store.engine.connect() as conn:
+                    known = conn.execute(
+                        sa.select(imports_table.c.id).where(imports_table.c.id == int(folder.name))
+                    ).first()
+                if known is None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+        except Timeout:
+            continue  # an import is writing it right now
+    return removed
+
+
+def pending_undo_lock(folder: Path) -> Path:
+    """The lock an import holds on its undo folder until its transaction has committed or rolled back."""
+    return folder.with_name(f".{folder.name}.lock")
+
+
 def open_store(workspace: Workspace) -> Store:
-    """The store of ``workspace`` with its tables created."""
+    """The store of ``workspace`` with its tables created and what a killed process left tidied."""
+    tighten_permissions(workspace)
     store = Store(workspace)
     store.create()
+    store.recover()
     return store
+
+
+def tighten_permissions(workspace: Workspace) -> None:
+    """Make the workspace folder owner-only and its SQLite database file owner-readable only."""
+    workspace.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workspace.snapshot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in (workspace.home, workspace.snapshot_dir):
+        if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+            os.chmod(folder, 0o700)
+    database = sa.make_url(workspace.database_url).database if workspace.is_sqlite else None
+    if database and database != ":memory:" and Path(database).parent.is_dir():
+        path = Path(database)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for companion in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):
+            if companion.exists() and stat.S_IMODE(companion.stat().st_mode) & 0o077:
+                os.chmod(companion, 0o600)
+
+
+def describe_error(error: BaseException) -> str:
+    """A short account of ``error`` for a user: its kind and first line, never SQL or the values bound to it."""
+    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+        original = error.orig
+        sqlstate = getattr(original, "sqlstate", None)
+        if sqlstate:  # PostgreSQL details quote the offending values; the state code names the kind
+            return f"database error {type(original).__name__} (SQLSTATE {sqlstate})"
+        text = f"database error {type(original).__name__}: {str(original).splitlines()[0] if str(original) else ''}"
+    else:
+        first = str(error).splitlines()[0] if str(error) else ""
+        text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
 def _make_engine(url: str) -> Engine:
@@ -565,6 +697,39 @@ def _copy_into_postgres(conn: sa.Connection, table: sa.Table, columns: list[str]
     return insert_batch
 
 
+def _staging_table(conn: sa.Connection, table: sa.Table) -> sa.Table:
+    """An empty temporary table shaped like ``table``, private to this connection (dropped at commit on PostgreSQL)."""
+    stage = sa.Table(
+        f"tl_stage_{table.name}_{uuid.uuid4().hex[:12]}",
+        sa.MetaData(),
+        *[sa.Column(c.name, c.type) for c in table.columns],
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    stage.create(conn)
+    return stage
+
+
+def _upsert_from(conn: sa.Connection, table: sa.Table, stage: sa.Table, keys: list[str]) -> None:
+    """Copy every staged row into ``table``: new keys added, existing keys' rows replaced, in one statement."""
+    columns = [c.name for c in table.columns]
+    rows = sa.select(*[stage.c[c] for c in columns]).where(sa.true())  # WHERE: SQLite's INSERT…SELECT…ON CONFLICT
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).from_select(columns, rows)
+        others = [c for c in columns if c not in keys]
+        statement = (
+            insert.on_conflict_do_update(index_elements=keys, set_={c: insert.excluded[c] for c in others})
+            if others
+            else insert.on_conflict_do_nothing(index_elements=keys)
+        )
+        conn.execute(statement)
+        return
+    matched = sa.and_(*[table.c[k] == stage.c[k] for k in keys])
+    conn.execute(table.delete().where(sa.exists().where(matched)))
+    conn.execute(table.insert().from_select(columns, rows))
+
+
 def _key_filter(table: sa.Table, keys: list[str], values: pl.DataFrame) -> sa.ColumnElement[bool]:
     if len(keys) == 1:
         return table.c[keys[0]].in_(values[keys[0]].to_list())
@@ -613,6 +778,16 @@ def _connectorx_uri(engine: Engine) -> str | None:
     if url.get_backend_name() == "postgresql":
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
     return None
+
+
+def _insert_missing(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
+    """Insert ``row`` unless its key is already there (another process may be inserting it too)."""
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(**row)
+        conn.execute(insert.on_conflict_do_nothing())
+    elif conn.execute(sa.select(table.c.key).where(table.c.key == row["key"])).first() is None:
+        conn.execute(table.insert().values(**row))
 
 
 def _upsert_kv(conn: sa.Connection, table: sa.Table, key: str, values: Mapping[str, Any]) -> None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomli_w
 
 SECRETS_FILE = "secrets.toml"
 
@@ -51,7 +54,9 @@ def workspace_from_env(env: Mapping[str, str] | None = None) -> Workspace:
     env = os.environ if env is None else env
     home = Path(env.get("THROUGHLINE_HOME", "data")).expanduser().resolve()
     for folder in (home, home / "snapshot", home / "logs"):
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if home.stat().st_mode & 0o077:
+        home.chmod(0o700)  # the database, snapshot and secrets inside are the organisation's data
     stored = read_secrets(home / SECRETS_FILE)
     url = env.get("THROUGHLINE_DATABASE_URL") or stored.get("database_url") or ""
     if not url:
@@ -88,40 +93,29 @@ def cookie_key(workspace: Workspace) -> str:
 
 
 def _write_toml(path: Path, data: Mapping[str, object]) -> None:
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, object]]] = []
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for name, table in tables:
-        lines.append(f"\n[{_toml_key(name)}]")
-        for key, value in table.items():
-            if isinstance(value, Mapping):
-                lines.append(
-                    f"{_toml_key(key)} = {{ "
-                    + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-                    + " }"
-                )
-            else:
-                lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-    os.chmod(path, 0o600)
+    """Replace the secrets file with ``data`` only once a private copy of it reads back identical."""
+    text = tomli_w.dumps(data)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with open(temporary, "rb") as handle:
+            if tomllib.load(handle) != data:
+                raise ValueError(f"{path.name} was not changed: the new secrets did not read back as written")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
 
 
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{text}"'
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
