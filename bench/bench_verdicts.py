@@ -187,6 +187,12 @@ def summarise(judged: pl.DataFrame, truth: pl.DataFrame) -> dict[str, object]:
         "false_confirmations": share(nulls, "confirmed"),
         "false_refutations": share(full, "refuted"),
         "power": share(full, "confirmed"),
+        "power_by_rho": {
+            float(r["rho"]): float(r["power"])
+            for r in full.group_by("rho")
+            .agg((pl.col("verdict") == "confirmed").mean().alias("power"))
+            .iter_rows(named=True)
+        },
         "verdicts": dict(rows["verdict"].value_counts().sort("verdict").iter_rows()),
     }
 
@@ -216,6 +222,10 @@ def main(argv: list[str] | None = None) -> None:
         f"power for effects of {PREDICTED_SDS:g} noise SDs: {power:.3f} "
         f"({'meets' if power >= GOALS['power'] else 'MISSES'} >= {GOALS['power']})"
     )
+    print(
+        "power by rho: "
+        + ", ".join(f"{rho:.1f}: {value:.3f}" for rho, value in sorted(figures["power_by_rho"].items()))
+    )  # type: ignore[attr-defined]
     status = "meets" if seconds < GOALS["seconds"] else "MISSES"
     print(
         f"time: {seconds:.2f} s for {figures['hypotheses']} hypotheses ({status} < {GOALS['seconds']} s); "
