@@ -80,6 +80,7 @@ def verdict_rows(_data: PageData, home: str, version: int, viewer: Viewer) -> pl
             .then(pl.format("{} to {}", _amount(low, signed=False), _amount(high, signed=False)))
             .alias("interval_95"),
             pl.col("confounded_by").list.join(", ").alias("confounded_with"),
+            pl.when(pl.col("retrospective")).then(pl.lit("retrospective")).otherwise(pl.lit("")).alias("recorded"),
         )
         .sort(["delivered_on", "feature_id"], descending=[True, False])
         .collect()
@@ -120,7 +121,12 @@ for column, verdict in zip(st.columns(len(VERDICTS)), VERDICTS, strict=True):
         counts.get(verdict, 0),
         help=f"Delivered features with a hypothesis whose verdict is {verdict}, under the filters above.",
     )
-st.caption(f"As of {caches.as_of(data):%-d %b %Y}, the last day with data. How is this computed? {HOW}")
+holding = shown.filter((pl.col("verdict") == "confirmed") & pl.col("holds_together").fill_null(False)).height
+st.caption(
+    f"As of {caches.as_of(data):%-d %b %Y}, the last day with data. Counts are each verdict judged on its own; "
+    f"{holding} of the {counts.get('confirmed', 0)} confirmations still hold when each quarter's verdicts are "
+    f"judged together (Benjamini–Hochberg, false discovery rate 5%). How is this computed? {HOW}"
+)
 
 table(
     shown.select(
@@ -132,7 +138,16 @@ table(
         pl.col("measured").fill_null("—").alias("Measured"),
         pl.col("interval_95").fill_null("—").alias("95% interval"),
         pl.col("method").alias("Method"),
-        pl.col("verdict").alias("Verdict"),
+        pl.when(pl.col("recorded") == "retrospective")
+        .then(pl.format("{} (retrospective)", pl.col("verdict")))
+        .otherwise(pl.col("verdict"))
+        .alias("Verdict"),
+        pl.when(pl.col("holds_together"))
+        .then(pl.format("yes, with {} judged together", pl.col("judged_together")))
+        .when(~pl.col("holds_together"))
+        .then(pl.format("no, with {} judged together", pl.col("judged_together")))
+        .otherwise(pl.lit("—"))
+        .alias("Holds together"),
         pl.col("delivered_on").alias("Delivered"),
         pl.col("judge_on").alias("Judged on"),
         pl.col("confounded_with").alias("Confounded with"),
@@ -181,7 +196,7 @@ cells[3].metric("Judged on", f"{row['judge_on']:%-d %b %Y}", help="The last day 
 if row["confounded_with"]:
     others = verdicts.filter(pl.col("feature_id").is_in(row["confounded_by"]))
     names = ", ".join(f"{f} ({n})" for f, n in others.select("feature_id", "feature_name").iter_rows())
-    st.warning(f"Confounded: {names or row['confounded_with']} moved the same metric inside this window.")
+    st.warning(f"Confounded with {names or row['confounded_with']}: {row['explanation']}")
 
 series = caches.fitted_series(data, feature_id)
 if series.height == 0:

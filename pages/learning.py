@@ -18,10 +18,12 @@ DEFINITIONS = (
     "**Judged**: verdict confirmed, refuted or inconclusive (pending and confounded predictions are not judged). "
     "**Hit rate**: confirmed ÷ judged. **Mean actual ÷ predicted**: the mean over judged predictions of measured "
     "change ÷ predicted change, each in the prediction's own kind (1.0 = exactly as predicted, 0.5 = half of it). "
-    "**Calibration**: the share of judged predictions whose measured 95% interval contains the predicted change — "
-    "how often what was measured was consistent with what was predicted. **Discount**: (contained + 1) ÷ (judged + 2), "
-    "the calibration with one success and one failure added, so a team without a track record counts half its "
-    "predictions and one lucky call is not taken as certainty."
+    "**Calibration**: the mean credit of judged predictions — measured ÷ predicted change clipped to 0–1 when "
+    "confirmed or refuted, nothing when inconclusive, so a noisy measurement earns no credit. **Interval score**: "
+    "the 95% interval's width plus 40 × how far the prediction lies outside it, per unit predicted (lower is better). "
+    "**Discount**: (credit + 0.5) ÷ (judged + 1), so a team without a track record counts half its predictions and "
+    "one lucky call is not taken as certainty. Retrospective predictions (recorded after delivery) are listed but "
+    "earn no credit."
 )
 COST_BASIS = {
     "provided": "median attributed cost of the team's delivered features",
@@ -102,10 +104,10 @@ table(
             format="%.2f", help="Mean of measured ÷ predicted change over judged predictions."
         ),
         "Calibration": st.column_config.NumberColumn(
-            format="%.0f%%", help="Share of judged predictions whose 95% interval contains the prediction."
+            format="%.0f%%", help="Mean credit: measured ÷ predicted, clipped to 0–1; inconclusive earns 0."
         ),
         "Discount": st.column_config.NumberColumn(
-            format="%.2f", help="(contained + 1) ÷ (judged + 2); multiplies the team's expected values below."
+            format="%.2f", help="(credit + 0.5) ÷ (judged + 1); multiplies the team's expected values below."
         ),
     },
 )
@@ -152,7 +154,10 @@ table(
         pl.format("{} to {}", _amount(pl.col("actual_low")), _amount(pl.col("actual_high"))).alias("95% interval"),
         pl.col("actual_to_predicted").alias("Actual ÷ predicted"),
         pl.col("contained").alias("Prediction inside interval"),
-        pl.col("verdict").alias("Verdict"),
+        pl.when(pl.col("retrospective"))
+        .then(pl.format("{} (retrospective)", pl.col("verdict")))
+        .otherwise(pl.col("verdict"))
+        .alias("Verdict"),
     ),
     key=f"{PAGE}.ledger",
     caption="Predicted is the prediction locked at delivery; actual is the measured change with its 95% interval, "

@@ -51,11 +51,14 @@ def test_editing_a_locked_prediction_keeps_the_original():
     assert "delivered on 3 Mar 2025" in edit.message and "+5% on activation" in edit.message
 
 
-def test_a_prediction_made_after_delivery_is_refused():
+def test_a_prediction_made_after_delivery_is_recorded_as_retrospective():
     proposed = {"metric_id": "activation", "predicted_change": 0.05, "change_kind": "relative", "window_days": 60}
     edit = edit_hypothesis("F-1", None, proposed, DELIVERED, datetime(2025, 4, 1))
-    assert edit.hypothesis is None and not edit.applied
-    assert edit.history_entry["note"] == "refused: made after delivery"
+    assert edit.applied
+    assert edit.hypothesis["created_at"] == datetime(2025, 4, 1)
+    assert edit.hypothesis["predicted_change"] == 0.05
+    assert edit.history_entry["note"] == "retrospective: recorded after delivery"
+    assert "retrospective prediction recorded" in edit.message
 
 
 def test_an_invalid_edit_names_what_to_fix():

@@ -8,6 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.model.schema import empty
 from core.outcomes.verdicts import (
@@ -15,11 +17,12 @@ from core.outcomes.verdicts import (
     DID,
     ITS,
     VERDICT_COLUMNS,
-    _ols_hac,
-    confounders,
+    _fit_batch,
+    _verdict,
     fitted_series,
     judge_hypotheses,
     judging_schedule,
+    neighbours,
     observation_windows,
 )
 
@@ -68,8 +71,10 @@ def org(
             "change_kind": [p.get("kind", "relative") for p in plans],
             "lag_days": [p.get("lag", 0) for p in plans],
             "window_days": [p.get("window", 60) for p in plans],
-            "created_at": [datetime(2023, 12, 1)] * len(plans),
-        }
+            "created_at": [p.get("created_at", datetime(2023, 12, 1)) for p in plans],
+            "min_meaningful_change": [p.get("mmc") for p in plans],
+        },
+        schema_overrides={"min_meaningful_change": pl.Float64},
     )
     metric_ids = sorted(series)
     metrics = pl.DataFrame(
@@ -148,7 +153,10 @@ def test_five_percent_step_at_day_100_with_known_noise():
     assert verdict["estimate_rel"] == pytest.approx(0.05, abs=0.01)
     assert verdict["verdict"] == "confirmed"
     assert verdict["explanation"].startswith("Activation rose by ")
-    assert verdict["explanation"].endswith("the prediction was +5%: confirmed.")
+    assert verdict["explanation"].endswith(
+        "the prediction was +5% (smallest change that matters 2.5%): confirmed; "
+        "holds when 1 features are judged together."
+    )
     assert "after delivery on 10 Apr 2024" in verdict["explanation"]
 
 
@@ -157,7 +165,9 @@ def test_interval_covers_the_true_effect_in_90_to_99_percent_of_simulated_series
     true_rel = 5.0 / (100.0 + 0.02 * 29.5)
     covered = ((verdicts["ci_low_rel"] <= true_rel) & (verdicts["ci_high_rel"] >= true_rel)).mean()
     assert 0.90 <= covered <= 0.99
-    assert (verdicts["verdict"] == "confirmed").mean() > 0.95
+    # Confirmed needs the whole interval beyond half the prediction (2.5%), not merely beyond zero.
+    assert (verdicts["verdict"] == "confirmed").mean() > 0.85
+    assert (verdicts["verdict"] == "refuted").mean() < 0.02
 
 
 def test_no_effect_is_rarely_confirmed():
@@ -171,21 +181,55 @@ def test_a_trend_without_a_step_is_rarely_taken_for_an_effect():
     assert found.mean() <= 0.07
 
 
-def test_hac_covariance_matches_statsmodels():
+def test_the_whole_pipeline_matches_statsmodels_on_a_series_with_missing_days():
     rng = np.random.default_rng(5)
     days = 150
     t = np.arange(days) - 100
     values = 50 + 0.05 * t + weekdays(days) + 2.0 * (t >= 0) + ar1(rng, (1, days), 1.0, 0.5)[0]
-    frames = org({"m": values}, [{"feature_id": "f", "metric_id": "m", "day": 100, "window": 50}])
-    schedule = judging_schedule(frames["features"], frames["hypotheses"], START + timedelta(days=days - 1))
-    windows = observation_windows(schedule, frames["metric_observations"], START + timedelta(days=days - 1)).collect()
+    frames = org({"m": values}, [{"feature_id": "f", "metric_id": "m", "day": 100, "window": 45, "lag": 3}])
+    # Days 30-34 and 60 are missing, and the lag (days 100-102) is left out: rows are not consecutive days.
+    observed = frames["metric_observations"].filter(
+        ~pl.col("date").is_in([START + timedelta(days=d) for d in (30, 31, 32, 33, 34, 60)])
+    )
+    as_of = START + timedelta(days=days - 1)
+    schedule = judging_schedule(frames["features"], frames["hypotheses"], as_of)
+    windows = observation_windows(schedule, observed, as_of).collect()
     x, y = windows.select(DESIGN).to_numpy(), windows["y"].to_numpy()
-    beta, cov, dof, _ = _ols_hac(x[None], y[None], np.ones((1, len(y)), bool))
-    lags = int(np.floor(4 * (len(y) / 100) ** (2 / 9)))
-    reference = sm.OLS(y, x).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
-    np.testing.assert_allclose(beta[0], reference.params, rtol=1e-9)
-    np.testing.assert_allclose(cov[0], reference.cov_params(), rtol=1e-9, atol=1e-12)
-    assert dof[0] == len(y) - len(DESIGN)
+    day = windows["t"].to_numpy()
+    gap = np.diff(day, prepend=day[0])
+    fit = _fit_batch(x[None], y[None], np.ones((1, len(y)), bool), gap[None])
+
+    # The oracle: AR(1) from statsmodels' OLS residuals on consecutive days, bias-corrected as documented.
+    resid = sm.OLS(y, x).fit().resid
+    pairs = gap[1:] == 1
+    rho = (resid[1:] * resid[:-1])[pairs].sum() / ((resid[1:] ** 2 + resid[:-1] ** 2) / 2)[pairs].sum()
+    n, k = len(y), x.shape[1]
+    rho = float(np.clip(rho + (1 + 3 * rho + k) / n, -0.95, 0.95))
+    assert fit.rho[0] == pytest.approx(rho, rel=1e-9)
+    # Prais–Winsten with gaps is the GLS whitening of AR(1) errors, cov(e_i, e_j) ∝ ρ^|day_i − day_j|.
+    whiten = np.zeros((n, n))
+    whiten[0, 0] = np.sqrt(1 - rho**2)
+    for i in range(1, n):
+        carried = rho ** gap[i]
+        scale = np.sqrt((1 - rho**2) / (1 - carried**2))
+        whiten[i, i], whiten[i, i - 1] = scale, -carried * scale
+    sigma = rho ** np.abs(day[:, None] - day[None, :]) / (1 - rho**2)
+    np.testing.assert_allclose(whiten.T @ whiten, np.linalg.inv(sigma), rtol=1e-7, atol=1e-9)
+    lags = int(np.floor(4 * (n / 100) ** (2 / 9)))
+    reference = sm.OLS(whiten @ y, whiten @ x).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
+    np.testing.assert_allclose(fit.beta[0], reference.params, rtol=1e-8)
+    np.testing.assert_allclose(fit.cov[0], reference.cov_params(), rtol=1e-8, atol=1e-12)
+    # Degrees of freedom: the Bartlett HAC's equivalent 3n / (2(L + 1)), at most n − k.
+    assert fit.dof[0] == min(n - k, np.floor(3 * n / (2 * (lags + 1))))
+    # The white-noise correction: E[HAC variance] under white noise, written out with the hat matrix.
+    xw = whiten @ x
+    bread = np.linalg.inv(xw.T @ xw)
+    hat = xw @ bread @ xw.T
+    influence = xw @ bread[:, 2]
+    weights = np.maximum(1 - np.abs(np.arange(n)[:, None] - np.arange(n)[None, :]) / (lags + 1), 0)
+    expected = (weights * np.outer(influence, influence) * (np.eye(n) - hat)).sum()
+    corrected = fit.cov[0, 2, 2] * fit.correction[0]
+    assert corrected == pytest.approx(reference.cov_params()[2, 2] * bread[2, 2] / expected * (n - k) / n, rel=1e-8)
 
 
 def test_wrong_direction_is_refuted_and_a_noisy_metric_is_inconclusive():
@@ -226,57 +270,108 @@ def test_control_segment_uses_difference_in_differences():
     assert its["estimate_abs"][0] > 20.0
 
 
-def test_features_on_the_same_metric_inside_the_window_are_confounded():
+def test_launches_on_the_same_metric_are_estimated_jointly_not_given_up():
+    rng = np.random.default_rng(4)
     days = 420
-    values = 100.0 + np.random.default_rng(4).normal(0, 1.0, days)
+    t = np.arange(days)
+    # f-1 adds +4 on day 150, f-2 adds -3 on day 210, f-3 nothing on day 320; "other" is another metric.
+    values = 100.0 + 0.01 * t + 4.0 * (t >= 150) - 3.0 * (t >= 210) + rng.normal(0, 1.0, days)
     frames = org(
-        {"m": values, "other": values},
+        {"m": values, "other": 100.0 + rng.normal(0, 1.0, days)},
         [
-            {"feature_id": "f-1", "metric_id": "m", "day": 150},
-            {"feature_id": "f-2", "metric_id": "m", "day": 180},
-            {"feature_id": "f-3", "metric_id": "m", "day": 350},
+            {"feature_id": "f-1", "metric_id": "m", "day": 150, "kind": "absolute", "predicted": 4.0},
+            {"feature_id": "f-2", "metric_id": "m", "day": 210, "kind": "absolute", "predicted": -3.0},
+            {"feature_id": "f-3", "metric_id": "m", "day": 320, "kind": "absolute", "predicted": 2.0},
             {"feature_id": "f-4", "metric_id": "other", "day": 180},
         ],
     )
     verdicts = judge_hypotheses(**frames, as_of=START + timedelta(days=days - 1))
     rows = {r["feature_id"]: r for r in verdicts.iter_rows(named=True)}
-    assert rows["f-1"]["verdict"] == "confounded"
-    assert rows["f-1"]["confounded_by"] == ["f-2"]
-    assert rows["f-2"]["confounded_by"] == ["f-1"]
-    # f-3 ships 170 days after f-2: outside its 120-day pre-period and 60-day window.
-    assert rows["f-3"]["confounded_by"] == []
-    assert rows["f-3"]["verdict"] != "confounded"
-    assert rows["f-4"]["confounded_by"] == []
-    assert rows["f-1"]["estimate_abs"] is not None
-    assert "f-2 aimed at the same metric" in rows["f-1"]["explanation"]
+    # f-1's span is days 30 to 209, so f-2 (day 210) falls just after it; f-2's span (90 to 269) holds
+    # f-1, and f-3's (200 to 379) holds f-2.
+    assert rows["f-1"]["estimated_with"] == []
+    assert rows["f-2"]["estimated_with"] == ["f-1"]
+    assert rows["f-3"]["estimated_with"] == ["f-2"]
+    assert rows["f-4"]["estimated_with"] == []
+    assert {r["verdict"] for r in rows.values()} <= {"confirmed", "refuted", "inconclusive"}
+    assert rows["f-1"]["ci_low_abs"] < 4.0 < rows["f-1"]["ci_high_abs"]
+    assert rows["f-2"]["ci_low_abs"] < -3.0 < rows["f-2"]["ci_high_abs"]
+    assert rows["f-3"]["ci_low_abs"] < 0.0 < rows["f-3"]["ci_high_abs"]
+    assert rows["f-2"]["verdict"] == "confirmed"
+    assert rows["f-3"]["verdict"] == "refuted"
+    assert "estimated jointly with f-1 (launched on the same metric in this span)" in rows["f-2"]["explanation"]
 
 
-def test_a_confounder_counts_from_the_first_day_of_the_pre_period_to_the_judging_day_inclusive():
+def test_an_earlier_launch_with_no_effect_is_modelled_not_blamed():
+    # The pilot's case: a -6 step three months after a launch that moved nothing.
+    rng = np.random.default_rng(12)
+    days = 330
+    t = np.arange(days)
+    values = 80.0 + weekdays(days) - 6.0 * (t >= 240) + ar1(rng, (1, days), 1.5, 0.3)[0]
+    frames = org(
+        {"m": values},
+        [
+            {"feature_id": "earlier", "metric_id": "m", "day": 150, "kind": "absolute", "predicted": -4.0},
+            {"feature_id": "planted", "metric_id": "m", "day": 240, "kind": "absolute", "predicted": -6.0},
+        ],
+    )
+    row = judge_hypotheses(**frames, as_of=START + timedelta(days=days - 1)).row(1, named=True)
+    assert row["feature_id"] == "planted"
+    assert row["confounded_by"] == []
+    assert row["estimated_with"] == ["earlier"]
+    assert row["ci_low_abs"] < -6.0 < row["ci_high_abs"]
+    assert row["verdict"] == "confirmed"
+
+
+def test_launches_that_cannot_be_told_apart_are_confounded_naming_the_other_and_why():
+    rng = np.random.default_rng(13)
+    days = 300
+    t = np.arange(days)
+    values = 100.0 + 5.0 * (t >= 150) + rng.normal(0, 1.0, days)
+    frames = org(
+        {"same-day": values, "close": values},
+        [
+            # Same day: no observed day between the two steps, the design is singular.
+            {"feature_id": "a-1", "metric_id": "same-day", "day": 150},
+            {"feature_id": "a-2", "metric_id": "same-day", "day": 150},
+            # Two days apart: both steps are estimable but their estimates move together.
+            {"feature_id": "b-1", "metric_id": "close", "day": 150},
+            {"feature_id": "b-2", "metric_id": "close", "day": 152},
+        ],
+    )
+    rows = {r["feature_id"]: r for r in judge_hypotheses(**frames, as_of=date(2024, 10, 1)).iter_rows(named=True)}
+    assert rows["a-1"]["verdict"] == "confounded" and rows["a-1"]["confounded_by"] == ["a-2"]
+    assert "a-2 (no observed day falls between the two launches)" in rows["a-1"]["explanation"]
+    assert rows["b-2"]["verdict"] == "confounded" and rows["b-2"]["confounded_by"] == ["b-1"]
+    assert "b-1 (the two estimates are correlated at -0." in rows["b-2"]["explanation"]
+    assert rows["b-2"]["explanation"].endswith("aimed at the same metric: confounded.")
+
+
+def test_a_neighbour_counts_when_its_effect_starts_after_the_pre_period_starts_and_by_the_judging_day():
     def shipped(feature_id: str, metric_id: str, day: int) -> dict[str, object]:
         delivered = START + timedelta(days=day)
         return {
             "feature_id": feature_id,
             "metric_id": metric_id,
-            "delivered_on": delivered,
+            "effect_start": delivered,
             "pre_start": delivered - timedelta(days=120),
             "judge_on": delivered + timedelta(days=59),
         }
 
-    # "a" spans days 200-120 = 80 to 200+59 = 259: "on-first-day" and "on-judging-day" sit on its
-    # bounds, "day-before" and "day-after" one day outside, "other-metric" inside on another metric.
+    # "a" spans days 200-120 = 80 to 200+59 = 259: a step on day 80 is constant over the span, one on
+    # day 81 is the first that varies; "on-judging-day" sits on its last day, "day-after" one outside.
     schedule = pl.DataFrame(
         [
             shipped("a", "m", 200),
             shipped("on-first-day", "m", 80),
-            shipped("day-before", "m", 79),
+            shipped("day-after-first", "m", 81),
             shipped("on-judging-day", "m", 259),
             shipped("day-after", "m", 260),
             shipped("other-metric", "n", 200),
         ]
     )
-    found = dict(confounders(schedule.lazy()).collect().iter_rows())
-    assert found["a"] == ["on-first-day", "on-judging-day"]
-    assert "other-metric" not in found
+    found = neighbours(schedule.lazy()).filter(pl.col("feature_id") == "a").collect()
+    assert found["other_id"].to_list() == ["day-after-first", "on-judging-day"]
 
 
 def test_window_not_over_is_pending_with_its_judging_date():
@@ -340,3 +435,113 @@ def test_chart_series_shows_fitted_lines_and_counterfactual():
     assert after["fitted_pre"].null_count() == after.height
     np.testing.assert_allclose((after["fitted_post"] - after["counterfactual"]).to_numpy(), 5.0, atol=1e-9)
     assert lag["counterfactual"].null_count() == 0 and lag["fitted_post"].null_count() == lag.height
+
+
+RANK = {"refuted": 0, "inconclusive": 1, "confirmed": 2}
+
+
+def rule(predicted: float, low: float, high: float, mmc: float | None = None) -> str:
+    """The verdict the rule gives an interval against a prediction (absolute kind, not pending)."""
+    frame = pl.DataFrame(
+        {
+            "pending": [False],
+            "confounded_by": [[]],
+            "predicted_change": [predicted],
+            "min_meaningful_change": [abs(predicted) / 2 if mmc is None else mmc],
+            "_low": [low],
+            "_high": [high],
+        },
+        schema_overrides={"confounded_by": pl.List(pl.String)},
+    )
+    return frame.select(_verdict()).item()
+
+
+def test_the_rule_compares_the_interval_with_the_minimum_meaningful_change():
+    # The issue's contradictions against +5%: [+0.1%, +0.3%] falls short of 2.5%, [-1%, +2%] too.
+    assert rule(0.05, 0.001, 0.003) == "refuted"
+    assert rule(0.05, -0.01, 0.02) == "refuted"
+    assert rule(0.05, 0.01, 0.04) == "inconclusive"
+    assert rule(0.05, 0.026, 0.09) == "confirmed"
+    assert rule(-6.0, -9.5, -5.2) == "confirmed"
+    # A prediction of no change: a ±50% interval proves nothing; within ± the MMC it is confirmed.
+    assert rule(0.0, -0.5, 0.5, mmc=0.02) == "inconclusive"
+    assert rule(0.0, -0.01, 0.01, mmc=0.02) == "confirmed"
+    assert rule(0.0, 0.03, 0.05, mmc=0.02) == "refuted"
+    # A hypothesis's own MMC replaces half the prediction.
+    assert rule(0.05, 0.01, 0.04, mmc=0.005) == "confirmed"
+
+
+interval = st.tuples(
+    st.floats(-10, 10),  # prediction
+    st.floats(-20, 20),  # centre
+    st.floats(0.01, 10),  # half width
+    st.floats(0, 10),  # shift towards the prediction
+    st.floats(0, 10),  # extra width
+)
+
+
+@given(interval)
+def test_a_larger_effect_in_the_predicted_direction_never_gets_a_worse_verdict(case: tuple) -> None:
+    predicted, centre, half, shift, _ = case
+    direction = 1.0 if predicted >= 0 else -1.0
+    moved = centre + direction * shift
+    if predicted == 0:
+        return
+    before = rule(predicted, centre - half, centre + half)
+    after = rule(predicted, moved - half, moved + half)
+    assert RANK[after] >= RANK[before]
+
+
+@given(interval)
+def test_a_wider_interval_never_turns_inconclusive_into_confirmed(case: tuple) -> None:
+    predicted, centre, half, _, extra = case
+    before = rule(predicted, centre - half, centre + half)
+    after = rule(predicted, centre - half - extra, centre + half + extra)
+    if before == "inconclusive":
+        assert after == "inconclusive"
+    if before != "confirmed":
+        assert after != "confirmed"
+
+
+def test_a_prediction_recorded_after_delivery_is_judged_as_retrospective():
+    rng = np.random.default_rng(21)
+    days = 200
+    t = np.arange(days)
+    values = 100.0 + 5.0 * (t >= 130) + rng.normal(0, 1.0, days)
+    later = datetime.combine(START + timedelta(days=150), time(9))
+    frames = org(
+        {"m": values, "n": values},
+        [
+            {"feature_id": "after", "metric_id": "m", "day": 130, "created_at": later},
+            {"feature_id": "before", "metric_id": "n", "day": 130},
+        ],
+    )
+    rows = {r["feature_id"]: r for r in judge_hypotheses(**frames, as_of=date(2024, 7, 18)).iter_rows(named=True)}
+    assert rows["after"]["retrospective"] is True and rows["before"]["retrospective"] is False
+    assert rows["after"]["verdict"] == rows["before"]["verdict"] == "confirmed"
+    assert rows["after"]["explanation"].startswith("Retrospective (the prediction was recorded after delivery")
+
+
+def test_a_quarters_verdicts_are_adjusted_for_the_false_discovery_rate_together():
+    rng = np.random.default_rng(22)
+    days = 200
+    t = np.arange(days)
+    strong = 100.0 + 8.0 * (t >= 130) + rng.normal(0, 1.0, days)
+    flat = 100.0 + rng.normal(0, 1.0, days)
+    plans = [{"feature_id": "strong", "metric_id": "s", "day": 130, "kind": "absolute", "predicted": 8.0}]
+    plans += [
+        {"feature_id": f"flat-{i}", "metric_id": f"f{i}", "day": 131, "kind": "absolute", "predicted": 8.0}
+        for i in range(3)
+    ]
+    series = {"s": strong, **{f"f{i}": flat for i in range(3)}}
+    rows = judge_hypotheses(**org(series, plans), as_of=date(2024, 7, 18))
+    # All four were delivered in 2024-Q2: judged together; p-values adjusted by Benjamini–Hochberg.
+    assert rows["judged_together"].to_list() == [4, 4, 4, 4]
+    q = rows["q_value"].to_numpy()
+    assert (q >= 0).all() and (q <= 1).all()
+    strong_row = rows.filter(pl.col("feature_id") == "strong").row(0, named=True)
+    assert strong_row["verdict"] == "confirmed" and strong_row["holds_together"] is True
+    assert "holds when 4 features are judged together" in strong_row["explanation"]
+    flat_rows = rows.filter(pl.col("feature_id") != "strong")
+    assert flat_rows["verdict"].to_list() == ["refuted"] * 3
+    assert flat_rows["holds_together"].to_list() == [True] * 3

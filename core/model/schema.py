@@ -198,6 +198,12 @@ ENTITIES: dict[str, Entity] = {
                 _c("change_kind", pl.String, required=True, allowed=("relative", "absolute")),
                 _c("lag_days", pl.Int64, minimum=0),
                 _c("window_days", pl.Int64, required=True, minimum=1),
+                _c(
+                    "min_meaningful_change",
+                    pl.Float64,
+                    minimum=0.0,
+                    description="smallest change that matters, in the prediction's kind (default: half of it)",
+                ),
                 _c("rationale", pl.String),
                 _c("created_at", DATETIME, required=True),
             ),

@@ -1,5 +1,8 @@
 """Hypothesis locking: a prediction can be changed until its feature is delivered, never after.
 
+A feature delivered without a prediction may still get one: it is recorded as retrospective
+(``created_at`` after delivery), judged like any other and left out of calibration.
+
 Storage stays outside: ``edit_hypothesis`` takes the stored row and a proposed edit and returns
 the row to store plus one history entry to append; ``locked_predictions`` reads that history
 back and names, per delivered feature, the prediction standing at the moment of delivery.
@@ -62,13 +65,15 @@ def edit_hypothesis(
     if delivered_at is not None:
         delivered = f"{delivered_at:%-d %b %Y}"
         if stored is None:
-            entry.update(applied=False, note="refused: made after delivery")
+            row = {name: candidate.get(name) for name in _HYPOTHESIS_FIELDS}
+            row["created_at"] = edited_at
+            entry.update(applied=True, note="retrospective: recorded after delivery")
             return HypothesisEdit(
-                None,
+                row,
                 entry,
-                False,
-                f"{feature_id} was delivered on {delivered}; a prediction made after delivery cannot be judged. "
-                "It is kept in the history only.",
+                True,
+                f"{feature_id} was delivered on {delivered}: retrospective prediction recorded, "
+                f"{_describe(row)}. It is judged and shown as retrospective, and earns no calibration credit.",
             )
         entry.update(applied=False, note="kept aside: prediction locked at delivery")
         return HypothesisEdit(
@@ -92,23 +97,29 @@ def edit_hypothesis(
 def locked_predictions(history: pl.LazyFrame, features: pl.LazyFrame) -> pl.LazyFrame:
     """Per delivered feature, the last applied version of its hypothesis made before delivery.
 
+    A feature whose first prediction came after delivery (retrospective) stands on that first one.
+
     Columns: feature_id, delivered_at, the prediction fields, rationale, made_at, and
     later_edits (how many edits were proposed after delivery and kept aside).
     """
     delivered = features.filter(pl.col("delivered_at").is_not_null()).select("feature_id", "delivered_at")
     dated = history.join(delivered, on="feature_id", how="inner")
-    standing = (
-        dated.filter(pl.col("applied") & (pl.col("edited_at") <= pl.col("delivered_at")))
-        .sort("edited_at")
+    applied = dated.filter(pl.col("applied")).sort("edited_at")
+    made_before = (
+        applied.filter(pl.col("edited_at") <= pl.col("delivered_at")).group_by("feature_id").agg(pl.all().last())
+    )
+    retrospective = (
+        applied.filter(pl.col("edited_at") > pl.col("delivered_at"))
         .group_by("feature_id")
-        .agg(pl.all().last())
-        .select(
-            "feature_id",
-            "delivered_at",
-            *PREDICTION_FIELDS,
-            "rationale",
-            pl.col("edited_at").alias("made_at"),
-        )
+        .agg(pl.all().first())
+        .join(made_before.select("feature_id"), on="feature_id", how="anti")
+    )
+    standing = pl.concat([made_before, retrospective]).select(
+        "feature_id",
+        "delivered_at",
+        *PREDICTION_FIELDS,
+        "rationale",
+        pl.col("edited_at").alias("made_at"),
     )
     later = (
         dated.filter(pl.col("edited_at") > pl.col("delivered_at"))

@@ -6,11 +6,18 @@ Definitions (shown beside the numbers):
 * hit rate — confirmed / judged.
 * mean actual/predicted — mean over judged predictions of measured change / predicted change,
   each in the prediction's own kind (relative or absolute).
-* calibration — share of judged predictions whose measured 95% interval contains the predicted
-  change: how often the measurement was consistent with what was predicted.
-* discount — (contained + 1) / (judged + 2), the calibration with one success and one failure
-  added, so a team without a track record counts half its predictions and one lucky call does
-  not count as certainty. Backlog expected values are multiplied by it.
+* credit — what of the prediction was realised: measured / predicted change, clipped to [0, 1], for a
+  confirmed or refuted prediction; an inconclusive one earns nothing (a noisy measurement is no
+  evidence either way, so wide intervals cannot buy credit). A confirmed prediction of no change earns 1.
+* calibration — mean credit over judged predictions.
+* interval score — the 95% interval score of the measurement against the prediction, as a multiple of
+  the predicted change: width + 40 × how far the prediction lies outside (Gneiting and Raftery's
+  proper score at α = 0.05); lower is better, and a wide interval scores worse, never better.
+* discount — (credit + 0.5) / (judged + 1), the calibration with one half-realised prediction added,
+  so a team without a track record counts half its predictions and one lucky call does not count as
+  certainty. Backlog expected values are multiplied by it.
+
+Retrospective predictions (recorded after delivery) are listed but left out of every score.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from core.outcomes.progress import current_levels
 
 JUDGED = ("confirmed", "refuted", "inconclusive")
 PRIOR_DISCOUNT = 0.5
-"""Discount of a team with no judged prediction: (0 + 1) / (0 + 2)."""
+"""Discount of a team with no judged prediction: (0 + 0.5) / (0 + 1)."""
+_INTERVAL_PENALTY = 2 / 0.05
+"""The interval score's penalty per unit the prediction lies outside a 95% interval: 2 / α."""
 
 
 def prediction_ledger(verdicts: pl.LazyFrame, features: pl.LazyFrame) -> pl.LazyFrame:
@@ -32,6 +41,8 @@ def prediction_ledger(verdicts: pl.LazyFrame, features: pl.LazyFrame) -> pl.Lazy
     actual = pl.when(relative).then(pl.col("estimate_rel")).otherwise(pl.col("estimate_abs"))
     low = pl.when(relative).then(pl.col("ci_low_rel")).otherwise(pl.col("ci_low_abs"))
     high = pl.when(relative).then(pl.col("ci_high_rel")).otherwise(pl.col("ci_high_abs"))
+    present = verdicts.collect_schema().names()
+    retrospective = pl.col("retrospective").fill_null(False) if "retrospective" in present else pl.lit(False)
     return (
         verdicts.filter(pl.col("verdict").is_in(JUDGED) & actual.is_not_null())
         .join(features.select("feature_id", "team_id"), on="feature_id", how="left")
@@ -48,6 +59,7 @@ def prediction_ledger(verdicts: pl.LazyFrame, features: pl.LazyFrame) -> pl.Lazy
             high.alias("actual_high"),
             "verdict",
             "method",
+            retrospective.alias("retrospective"),
         )
         .with_columns(
             (pl.col("verdict") == "confirmed").alias("hit"),
@@ -55,23 +67,26 @@ def prediction_ledger(verdicts: pl.LazyFrame, features: pl.LazyFrame) -> pl.Lazy
             .then(pl.col("actual") / pl.col("predicted_change"))
             .alias("actual_to_predicted"),
             pl.col("predicted_change").is_between(pl.col("actual_low"), pl.col("actual_high")).alias("contained"),
+            _credit().alias("credit"),
+            _interval_score().alias("interval_score"),
         )
         .sort("delivered_on", "feature_id")
     )
 
 
 def team_calibration(ledger: pl.LazyFrame) -> pl.LazyFrame:
-    """Per team: judged predictions, hit rate, mean actual/predicted, calibration and discount."""
+    """Per team: judged predictions, hit rate, mean actual/predicted, calibration, interval score and discount."""
     return (
         _scores(ledger, ["team_id"])
-        .with_columns(((pl.col("contained") + 1) / (pl.col("judged") + 2)).alias("discount"))
+        .with_columns(((pl.col("_credit") + 0.5) / (pl.col("judged") + 1)).alias("discount"))
+        .drop("_credit")
         .sort("team_id", nulls_last=True)
     )
 
 
 def calibration_trend(ledger: pl.LazyFrame) -> pl.LazyFrame:
     """Per team and delivery quarter: judged predictions, hit rate, mean actual/predicted, calibration."""
-    return _scores(ledger, ["team_id", "quarter"]).sort("team_id", "quarter", nulls_last=True)
+    return _scores(ledger, ["team_id", "quarter"]).drop("_credit").sort("team_id", "quarter", nulls_last=True)
 
 
 def backlog_ranking(
@@ -171,15 +186,40 @@ def backlog_ranking(
 
 def _scores(ledger: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
     return (
-        ledger.group_by(by)
+        ledger.filter(~pl.col("retrospective"))
+        .group_by(by)
         .agg(
             pl.len().cast(pl.Int64).alias("judged"),
             pl.col("hit").sum().cast(pl.Int64).alias("confirmed"),
             pl.col("contained").sum().cast(pl.Int64).alias("contained"),
             pl.col("actual_to_predicted").mean().alias("mean_actual_to_predicted"),
+            pl.col("credit").sum().alias("_credit"),
+            pl.col("credit").mean().alias("calibration"),
+            pl.col("interval_score").mean().alias("mean_interval_score"),
         )
-        .with_columns(
-            (pl.col("confirmed") / pl.col("judged")).alias("hit_rate"),
-            (pl.col("contained") / pl.col("judged")).alias("calibration"),
-        )
+        .with_columns((pl.col("confirmed") / pl.col("judged")).alias("hit_rate"))
     )
+
+
+def _credit() -> pl.Expr:
+    """Realised share of the prediction: 0 when inconclusive, measured / predicted clipped to [0, 1] otherwise."""
+    no_change = pl.col("predicted_change") == 0
+    realised = (pl.col("actual") / pl.col("predicted_change")).clip(0.0, 1.0)
+    return (
+        pl.when(pl.col("verdict") == "inconclusive")
+        .then(0.0)
+        .when(no_change)
+        .then(pl.when(pl.col("verdict") == "confirmed").then(1.0).otherwise(0.0))
+        .otherwise(realised)
+    )
+
+
+def _interval_score() -> pl.Expr:
+    """The 95% interval score of the measurement at the prediction, per unit of predicted change."""
+    predicted, low, high = pl.col("predicted_change"), pl.col("actual_low"), pl.col("actual_high")
+    score = (
+        (high - low)
+        + _INTERVAL_PENALTY * (low - predicted).clip(lower_bound=0.0)
+        + _INTERVAL_PENALTY * (predicted - high).clip(lower_bound=0.0)
+    )
+    return pl.when(predicted != 0).then(score / predicted.abs())
