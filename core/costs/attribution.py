@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from core.costs.explanations import SPLIT_LINKS, describe_cost_lines, iso_week
-from core.costs.pricing import longest_prefix
+from core.costs.pricing import CIRCLECI_CREDIT, longest_prefix
 from core.costs.rules import DEFAULT_SETTINGS, RULE_TABLE, CostSettings, Link, Rule, Split
 from core.model.work_item_keys import first_work_item_key
 
@@ -243,12 +243,15 @@ def _rate_table(kinds: pl.LazyFrame, settings: CostSettings) -> pl.LazyFrame:
         .otherwise(price_in * share + price_out * (1 - share))
     )
     is_tokens = unit.is_null() | unit.str.contains("token")
+    is_credits = unit.is_in(["credit", "credits"])
     runner = _runner_type(detail, [name for name, _ in settings.ci_rates])
     ci_rate = runner.replace_strict(dict(settings.ci_rates), default=None, return_dtype=pl.Float64)
     source = pl.col("source")
     per_unit = (
         pl.when(source == "llm")
         .then(pl.when(is_tokens).then(token_price / 1_000_000))
+        .when((source == "ci") & is_credits)
+        .then(pl.lit(CIRCLECI_CREDIT.price))
         .when(source == "ci")
         .then(_minutes_per_unit(unit, default_unit=1.0) * ci_rate)
     )
@@ -262,6 +265,8 @@ def _rate_table(kinds: pl.LazyFrame, settings: CostSettings) -> pl.LazyFrame:
     priced_by = (
         pl.when(source == "llm")
         .then(pl.concat_str(pl.lit("tokens × price of "), model))
+        .when((source == "ci") & is_credits)
+        .then(pl.lit("credits × the CircleCI credit price"))
         .when(source == "ci")
         .then(pl.concat_str(pl.lit("minutes × CI rate for "), runner))
         .when(source == "review")
@@ -555,10 +560,15 @@ def with_link_keys(events: pl.LazyFrame, cost_keys: pl.LazyFrame | None) -> pl.L
     ``account_scope`` when listed; ``key_feature_id``, ``key_person_id`` and ``key_team_id`` are
     what that key is mapped to (one of the three).
     """
-    events = events.with_columns(first_work_item_key(pl.col("branch"), case_insensitive=True).alias("branch_key"))
+    # The key is read once per distinct branch (a regex per row costs as much as the whole roll-up).
+    events = events.join(
+        branch_work_items(events).rename({"work_item_key": "branch_key"}), on="branch", how="left", nulls_equal=False
+    )
     names = events.collect_schema().names()
     targets = ("feature_id", "person_id", "team_id")
-    if cost_keys is None or "account_key" not in names:
+    if cost_keys is not None:
+        cost_keys = cost_keys.collect().lazy()
+    if cost_keys is None or "account_key" not in names or cost_keys.select(pl.len()).collect().item() == 0:
         return events.with_columns(
             pl.lit(None, pl.String).alias("matched_key"),
             *[pl.lit(None, pl.String).alias(f"key_{t}") for t in targets],
