@@ -66,6 +66,7 @@ def cost_lines(frames: Frames, settings: CostSettings) -> pl.LazyFrame:
         frames["features"],
         frames["people"],
         settings,
+        frames.get("cost_keys"),
     )
 
 
@@ -82,6 +83,7 @@ def cost_rollup(frames: Frames, settings: CostSettings) -> pl.LazyFrame:
         frames["features"],
         frames["people"],
         settings,
+        frames.get("cost_keys"),
     )
 
 
@@ -126,6 +128,7 @@ def resolved_cost_events(
         links.activity.lazy(),
         frames["features"],
         settings,
+        frames.get("cost_keys"),
     )
 
 
@@ -138,6 +141,7 @@ def unattributed_events(frames: Frames, links: CostLinks, settings: CostSettings
         links.activity.lazy(),
         frames["features"],
         settings,
+        frames.get("cost_keys"),
     )
     return resolved_cost_events(unreached, frames, links, settings).collect()
 
@@ -151,6 +155,7 @@ def feature_cost_lines(frames: Frames, links: CostLinks, feature_id: str, settin
         links.activity.lazy(),
         links.branch_items.lazy(),
         feature_id,
+        frames.get("cost_keys"),
     )
     resolved = resolved_cost_events(candidates, frames, links, settings)
     return costs.feature_cost_lines(

@@ -261,8 +261,10 @@ def model_prices_setting(frame: pl.DataFrame) -> dict[str, dict[str, float | Non
             _float_or_none(row.get("cached_input")),
             _float_or_none(row.get("cache_write")),
         )
-        if DEFAULT_MODEL_PRICES.get(model) != price:
-            prices[model] = asdict(price)
+        listed = DEFAULT_MODEL_PRICES.get(model)
+        numbers = ("input", "output", "cached_input", "cache_write")
+        if listed is None or any(getattr(listed, n) != getattr(price, n) for n in numbers):
+            prices[model] = {n: getattr(price, n) for n in numbers}
     return prices
 
 

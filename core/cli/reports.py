@@ -133,6 +133,12 @@ def _register() -> None:
                 _cost_per_feature_report,
                 _cost_per_feature_arguments,
             ),
+            Report(
+                "cost-lines",
+                "the cost lines behind one feature's total: event, source, amount, rule, share and its link",
+                _cost_lines_report,
+                _cost_lines_arguments,
+            ),
         ]
     )
 
@@ -305,3 +311,33 @@ def _cost_per_feature_report(context: ReportContext, args: argparse.Namespace) -
         pl.lit(chosen.currency).alias("currency"),
     )
     return access.restrict(context.viewer, per_feature, level="outcome").collect()
+
+
+def _cost_lines_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--feature", required=True, help="feature id")
+
+
+def _cost_lines_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
+    """The cost lines behind one feature's total, as the Cost page's drill-down lists them."""
+    frames = context.frames
+    feature = frames["features"].filter(pl.col("feature_id") == args.feature).select("team_id").collect()
+    if feature.height == 0:
+        raise ValueError(f"no feature `{args.feature}`")
+    if not access.may_see_detail(context.viewer, feature["team_id"][0]):
+        raise ValueError(
+            f"{context.viewer.username} may not see the cost lines of feature `{args.feature}`: "
+            "per-line detail is shown to admins and the feature's own team lead"
+        )
+    chosen = settings.load(context.store, CostSettings)
+    lines = measures.feature_cost_lines(frames, measures.cost_links(frames), args.feature, chosen)
+    visible = access.restrict(context.viewer, lines.lazy(), level="outcome", detail=True)
+    return visible.select(
+        "event_id",
+        "occurred_at",
+        "source",
+        "amount",
+        pl.lit(chosen.currency).alias("currency"),
+        "rule",
+        "share",
+        pl.col("link").alias("explanation"),
+    ).collect()

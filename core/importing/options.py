@@ -11,44 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.costs.pricing import CIRCLECI_CREDIT, MODEL_PRICES, ModelPrice, model_price
 from core.importing.reading import DEFAULT_MAX_BYTES
 
+DEFAULT_MODEL_PRICES: Mapping[str, ModelPrice] = MODEL_PRICES
+"""The one price table (``core.costs.pricing``); the ``import.model_prices`` setting overrides its entries."""
 
-@dataclass(frozen=True)
-class ModelPrice:
-    """Money per million tokens of one model family."""
-
-    input: float
-    output: float
-    cached_input: float | None = None
-    cache_write: float | None = None
-
-
-DEFAULT_MODEL_PRICES: dict[str, ModelPrice] = {
-    "gpt-5-nano": ModelPrice(0.05, 0.40, 0.005),
-    "gpt-5-mini": ModelPrice(0.25, 2.00, 0.025),
-    "gpt-5": ModelPrice(1.25, 10.00, 0.125),
-    "gpt-4.1-nano": ModelPrice(0.10, 0.40, 0.025),
-    "gpt-4.1-mini": ModelPrice(0.40, 1.60, 0.10),
-    "gpt-4.1": ModelPrice(2.00, 8.00, 0.50),
-    "gpt-4o-mini": ModelPrice(0.15, 0.60, 0.075),
-    "gpt-4o": ModelPrice(2.50, 10.00, 1.25),
-    "o4-mini": ModelPrice(1.10, 4.40, 0.275),
-    "o3": ModelPrice(2.00, 8.00, 0.50),
-    "claude-opus-4": ModelPrice(15.00, 75.00, 1.50, 18.75),
-    "claude-sonnet-4": ModelPrice(3.00, 15.00, 0.30, 3.75),
-    "claude-3-7-sonnet": ModelPrice(3.00, 15.00, 0.30, 3.75),
-    "claude-3-5-sonnet": ModelPrice(3.00, 15.00, 0.30, 3.75),
-    "claude-haiku-4": ModelPrice(1.00, 5.00, 0.10, 1.25),
-    "claude-3-5-haiku": ModelPrice(0.80, 4.00, 0.08, 1.00),
-}
-"""List prices in USD per million tokens; the ``import.model_prices`` setting overrides them.
-
-A model is priced by the longest key its name starts with (``gpt-4o-2024-08-06`` → ``gpt-4o``).
-"""
-
-CIRCLECI_CREDIT_PRICE = 0.0006
-"""USD per CircleCI credit (25,000 credits for $15) unless ``import.circleci_credit_price`` says otherwise."""
+CIRCLECI_CREDIT_PRICE = CIRCLECI_CREDIT.price
+"""USD per CircleCI credit from the one price table unless ``import.circleci_credit_price`` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +54,7 @@ class ImportOptions:
 
     def price_of(self, model: str) -> ModelPrice | None:
         """The price of ``model`` by its longest matching family prefix, or None when unknown."""
-        name = model.lower()
-        matches = [k for k in self.model_prices if name.startswith(k.lower())]
-        return self.model_prices[max(matches, key=len)] if matches else None
+        return model_price(model, self.model_prices)
 
 
 def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> ImportOptions:
@@ -100,6 +68,7 @@ def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> Impo
                 float(value.get("output", 0.0)),
                 _float_or_none(value.get("cached_input")),
                 _float_or_none(value.get("cache_write")),
+                "the import.model_prices setting",
             )
     options = replace(
         options,

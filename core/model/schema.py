@@ -397,6 +397,7 @@ def validate(
                 for row, v in bad.head(1000).rows()
             )
 
+    problems.extend(_one_target_problems(entity, cast, present, source))
     key_cols = [f"__typed_{k}" for k in spec.key]
     duplicated = cast.filter(
         pl.struct(key_cols).is_duplicated() & pl.all_horizontal([pl.col(k).is_not_null() for k in key_cols])
@@ -423,6 +424,24 @@ def validate(
             for row, v in dangling.head(1000).rows()
         )
     return sorted(problems, key=lambda p: (p.row or 0, p.column))
+
+
+_ONE_TARGET = {"cost_keys": ("team_id", "person_id", "feature_id")}
+"""Entities whose rows must set exactly one of these columns (a key maps to one team, person or feature)."""
+
+
+def _one_target_problems(entity: str, cast: pl.DataFrame, present: set[str], source: str) -> list[Problem]:
+    """A problem for each row of ``entity`` that sets none or several of its ``_ONE_TARGET`` columns."""
+    if entity not in _ONE_TARGET:
+        return []
+    targets = [pl.col(f"__typed_{c}") for c in _ONE_TARGET[entity] if c in present] or [pl.lit(None, pl.String)]
+    count = pl.sum_horizontal([t.is_not_null().cast(pl.Int32) for t in targets])
+    label = ", ".join(_ONE_TARGET[entity])
+    bad = cast.filter(count != 1).select("__row", pl.concat_str(targets, separator=", ", ignore_nulls=True))
+    return [
+        Problem(entity, row, label, value or "", f"must set exactly one of {label}", source)
+        for row, value in bad.head(1000).rows()
+    ]
 
 
 def conform(
