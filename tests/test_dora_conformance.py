@@ -394,7 +394,7 @@ def _load_devlake(url: str, case: dict[str, tuple[str, ...]]) -> None:
         name: sa.Table(name, metadata, *(sa.Column(c, t) for c, t in columns))
         for name, columns in DEVLAKE_TABLES.items()
     }
-    metadata.create_all(engine)
+    metadata.create_all(engine, checkfirst=True)
     with engine.begin() as conn:
         for name, parts in case.items():
             frame = _csv(*parts)
@@ -540,3 +540,28 @@ def test_preset_change_failure_rate_and_incident_links_match_devlake(tmp_path: P
     assert incidents.collect().height == 6
     # the empty tables (pull requests, issues) and all-NULL columns (titles, resolution dates) read cleanly
     assert pull_requests.collect().height == 0 and store.count("work_items") == 0
+
+
+def test_preset_reads_issues_whose_epic_and_points_are_all_null(tmp_path: Path, source_url: str) -> None:
+    # all-NULL columns come back as NULL-typed (or integer) columns on some drivers; they must read as text keys
+    _load_devlake(source_url, {})
+    engine = sa.create_engine(source_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO issues (id, issue_key, title, type, status, created_date) VALUES "
+                "('i1', 'PAY-1', 'Prefill', 'REQUIREMENT', 'DONE', '2026-01-02 10:00:00'), "
+                "('i2', 'PAY-2', 'Draft', 'BUG', 'TODO', '2026-01-03 10:00:00')"
+            )
+        )
+    engine.dispose()
+    home = tmp_path / "home"
+    home.mkdir()
+    store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
+    connect.save_connection(store, "devlake", source_url, ADMIN)
+    connect.use_preset(store, "devlake", "devlake", ADMIN)
+    record = connect.refresh(store, "devlake", actor="ana")
+    assert record.counts["work_items"]["added"] == 2
+    items = store.read("work_items").sort("work_item_key")
+    assert items["feature_id"].to_list() == [None, None] and items["story_points"].to_list() == [None, None]
+    assert store.count("deployments") == 0 and store.count("pull_requests") == 0
