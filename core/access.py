@@ -104,6 +104,11 @@ def may_change_settings(viewer: Viewer) -> bool:
     return viewer.role in _STEWARDS
 
 
+def may_check_dora_mapping(viewer: Viewer) -> bool:
+    """True when ``viewer`` may see the DORA mapping check: every deployment, incident and PR link and why."""
+    return viewer.role in _STEWARDS
+
+
 def may_manage_connections(viewer: Viewer) -> bool:
     """True when ``viewer`` may add a database connection or change what it reads (admins only)."""
     return viewer.role == "admin"

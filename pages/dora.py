@@ -1,4 +1,7 @@
-"""DORA: the four delivery measures with their DORA 2023 buckets, definitions, trend and cycle-time breakdown."""
+"""DORA: the five delivery measures with their buckets, definitions, trend, cycle-time breakdown and mapping check.
+
+Lead time and recovery time read in hours everywhere (card, chart, tables); a sentence adds days above 72 h.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from core import access
 from core.access import restrict_dora
-from core.delivery.dora import DORA_2023, FIRST_DEPLOYMENT_NOTE, MEASURES, DoraSettings
+from core.delivery.dora import DORA_2023, FIRST_DEPLOYMENT_NOTE, MEASURES, DoraSettings, mapping_check
 from ui import caches
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
@@ -20,12 +23,14 @@ TITLES = {
     "lead_time_for_changes": "Lead time for changes",
     "change_failure_rate": "Change failure rate",
     "failed_deployment_recovery_time": "Recovery time",
+    "deployment_rework_rate": "Deployment rework rate",
 }
 SAMPLES = {
     "deployment_frequency": "successful production deployments",
     "lead_time_for_changes": "deployed PRs",
     "change_failure_rate": "successful production deployments",
     "failed_deployment_recovery_time": "resolved incidents",
+    "deployment_rework_rate": "successful production deployments",
 }
 BUCKET_COLOURS = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
 CHOICES = {
@@ -35,6 +40,10 @@ CHOICES = {
         "devlake": "The previous successful production deployment of the team (DevLake)",
         "explicit": "The deployment named on the incident",
     },
+    "recovery_start": {
+        "deployment_finished": "The finish of the deployment it is tied to, counted when resolved (DevLake)",
+        "incident_opened": "The incident opening, counted when its deployment finished",
+    },
 }
 PARTS = {
     "coding_minutes": ("Coding", "#5b8fc7", "first commit → PR opened"),
@@ -42,7 +51,8 @@ PARTS = {
     "review_minutes": ("Review", "#8e6bbf", "first review → merged"),
     "deploy_minutes": ("Deploy", "#2e7d32", "merged → finish of the production deployment that shipped it"),
 }
-DAY = 24 * 60
+HOURS_IN_DAYS_ABOVE = 72
+DURATIONS = ("lead_time_for_changes", "failed_deployment_recovery_time")
 
 data = page_data()
 viewer = data.viewer
@@ -72,33 +82,39 @@ def shown_value(measure: str, value: float | None) -> str:
         return "—"
     if measure == "deployment_frequency":
         return f"{value:g} days/week"
-    if measure == "change_failure_rate":
+    if measure in ("change_failure_rate", "deployment_rework_rate"):
         return f"{value:.1%}"
-    return duration(value)
+    return f"{value / 60:,.1f} h"
 
 
-def duration(minutes: float) -> str:
-    """Minutes as minutes, hours or days."""
-    if minutes < 60:
-        return f"{minutes:.0f} min"
-    if minutes < 2 * DAY:
-        return f"{minutes / 60:.1f} h"
-    return f"{minutes / DAY:.1f} days"
+def in_words(measure: str, value: float | None) -> str:
+    """A sentence for a duration measure: its hours, and its days when above 72 h."""
+    if measure not in DURATIONS or value is None:
+        return ""
+    hours = value / 60
+    days = f" ({hours / 24:.1f} days)" if hours > HOURS_IN_DAYS_ABOVE else ""
+    return f"{TITLES[measure]}: {hours:,.1f} hours{days}."
 
 
 def measure_cards() -> None:
-    """The four measures, each with its bucket badge, benchmark and definition beside it."""
+    """The five measures, each with its bucket badge, benchmark and definition beside it."""
     cells = st.columns(len(MEASURES))
     for cell, row in zip(cells, rows.iter_rows(named=True), strict=True):
         measure = row["measure"]
         with cell.container(border=True):
             exact = "" if row["value"] is None else f" Exactly {row['value']:,.6g} {row['unit']}."
+            unit = "hours" if measure in DURATIONS else row["unit"]
             st.metric(
                 TITLES[measure],
                 shown_value(measure, row["value"]),
-                help=f"{measure.replace('_', ' ').capitalize()}, in {row['unit']}.{exact}",
+                help=f"{measure.replace('_', ' ').capitalize()}, in {unit}.{exact}",
             )
-            if row["bucket"]:
+            if in_words(measure, row["value"]):
+                st.caption(in_words(measure, row["value"]))
+            if measure == "deployment_rework_rate":
+                st.caption("**Marked as rework when**: " + "; or ".join(chosen.rework_rules()) + ".")
+                st.badge("No DORA buckets", color="gray", help="DORA publishes no performance buckets for rework.")
+            elif row["bucket"]:
                 st.badge(
                     row["bucket"].capitalize(),
                     color=BUCKET_COLOURS[row["bucket"]],  # type: ignore[arg-type]
@@ -106,7 +122,8 @@ def measure_cards() -> None:
                 )
             else:
                 st.badge("No data", color="gray")
-            st.caption(f"**DORA 2023 {row['bucket'] or 'bucket'}**: {row['benchmark'] or 'no data in this range.'}")
+            if measure != "deployment_rework_rate":
+                st.caption(f"**DORA 2023 {row['bucket'] or 'bucket'}**: {row['benchmark'] or 'no data in this range.'}")
             st.caption(f"**How it is computed**: {row['definition']}")
             if "sample_size" in row:
                 st.caption(f"Over {row['sample_size']:,} {SAMPLES[measure]}.")
@@ -115,7 +132,7 @@ def measure_cards() -> None:
 @figure_builder
 def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity: bool) -> go.Figure:
     """Each measure per week or month in its own panel, with the elite boundary dotted."""
-    figure = make_subplots(rows=2, cols=2, subplot_titles=[TITLES[m] for m in MEASURES], vertical_spacing=0.16)
+    figure = make_subplots(rows=3, cols=2, subplot_titles=[TITLES[m] for m in MEASURES], vertical_spacing=0.1)
     for index, measure in enumerate(MEASURES):
         part = trend.filter(pl.col("measure") == measure)
         scale, unit, shown = {
@@ -123,6 +140,7 @@ def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity:
             "lead_time_for_changes": (1 / 60, "hours", f"{statistic} %{{y:.1f}} h"),
             "change_failure_rate": (100, "%", "%{y:.1f}% of deployments failed"),
             "failed_deployment_recovery_time": (1 / 60, "hours", f"{statistic} %{{y:.1f}} h to recover"),
+            "deployment_rework_rate": (100, "%", "%{y:.1f}% of deployments were rework"),
         }[measure]
         sizes = part["sample_size"].to_list()
         figure.add_scatter(
@@ -140,7 +158,7 @@ def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity:
             row=index // 2 + 1,
             col=index % 2 + 1,
         )
-        elite = DORA_2023[measure][0].bound
+        elite = DORA_2023[measure][0].bound if measure in DORA_2023 else None
         if measure == "deployment_frequency" and every == "month":
             elite = None
         if elite is not None:
@@ -154,7 +172,7 @@ def trend_figure(trend: pl.DataFrame, statistic: str, every: str, show_activity:
             )
         figure.update_yaxes(title_text=unit, rangemode="tozero", row=index // 2 + 1, col=index % 2 + 1)
     figure.update_xaxes(hoverformat="Week of %d %b %Y" if every == "week" else "%B %Y")
-    figure.update_layout(height=560, margin={"t": 40, "b": 10, "l": 10, "r": 10}, hovermode="x")
+    figure.update_layout(height=820, margin={"t": 40, "b": 10, "l": 10, "r": 10}, hovermode="x")
     return figure
 
 
@@ -192,6 +210,7 @@ def definitions_panel() -> None:
     if not access.may_change_settings(viewer):
         for name, options in CHOICES.items():
             st.markdown(f"- **{name.replace('_', ' ').capitalize()}**: {options[getattr(chosen, name)]}")
+        st.markdown("- **Rework**: a deployment is rework when " + "; or ".join(chosen.rework_rules()) + ".")
         st.caption("Delivery leads and admins can switch these definitions.")
         return
     with st.form(f"{PAGE}.settings"):
@@ -207,11 +226,43 @@ def definitions_panel() -> None:
                 ("statistic", "Statistic over PRs, weeks and incidents"),
                 ("lead_time_start", "Lead time for changes starts at"),
                 ("incident_link", "An incident counts against"),
+                ("recovery_start", "Recovery time starts at"),
             )
         }
+        st.markdown("**Deployment rework rate: a deployment is rework when**")
+        rework = {
+            "rework_title_pattern": st.text_input(
+                "it ships a PR whose title matches (regular expression)",
+                chosen.rework_title_pattern,
+                key=f"{PAGE}.settings.rework_title_pattern",
+            ),
+            "rework_branch_pattern": st.text_input(
+                "it ships a PR whose branch matches (regular expression)",
+                chosen.rework_branch_pattern,
+                key=f"{PAGE}.settings.rework_branch_pattern",
+            ),
+            "rework_redeploys": st.checkbox(
+                "it redeploys a commit already in production (a rollback)",
+                chosen.rework_redeploys,
+                key=f"{PAGE}.settings.rework_redeploys",
+            ),
+            "rework_after_incident_hours": st.number_input(
+                "it finishes within this many hours after an incident of its team opened (0: off)",
+                min_value=0.0,
+                max_value=720.0,
+                value=float(chosen.rework_after_incident_hours),
+                step=1.0,
+                key=f"{PAGE}.settings.rework_after_incident_hours",
+            ),
+        }
         if st.form_submit_button("Save definitions"):
-            access.save_settings(data.store, viewer, DoraSettings(**picked_settings))
-            st.rerun()
+            try:
+                picked = DoraSettings(**picked_settings, **rework)
+            except ValueError as error:
+                st.error(f"Not saved: {error}")
+            else:
+                access.save_settings(data.store, viewer, picked)
+                st.rerun()
     st.caption("Saved for the whole workspace (and audited); the DevLake choices are the defaults.")
 
 
@@ -227,7 +278,7 @@ st.info(
     icon=":material/info:",
 )
 
-with st.expander("Definitions (median or mean, lead time start, incident link)"):
+with st.expander("Definitions (median or mean, lead time start, incident link, recovery start, rework rules)"):
     definitions_panel()
 
 st.subheader("Trend")
@@ -236,7 +287,8 @@ st.plotly_chart(trend_figure(trend, chosen.statistic, every, show_activity), key
 st.caption(
     f"Per calendar {every}: deployment days in the {every}; the {chosen.statistic} lead time of PRs deployed in it; "
     f"the share of its deployments with an incident tied to them; the {chosen.statistic} recovery time of incidents "
-    f"tied to its deployments. Empty where a {every} has no data. Dotted: the DORA 2023 elite boundary."
+    f"tied to its deployments; the share of its deployments that were rework. Lead and recovery time in hours. "
+    f"Empty where a {every} has no data. Dotted: the DORA 2023 elite boundary."
 )
 
 st.subheader("Cycle time breakdown")
@@ -254,15 +306,16 @@ if not show_activity:
     overall, features = overall.drop("prs"), features.drop("prs")
 st.plotly_chart(breakdown_figure(overall, features.head(25), chosen.statistic), key=f"{PAGE}.breakdown")
 st.caption(f"The {min(features.height, 25)} features whose last PR merged most recently in the range; all below.")
-minutes = {p: st.column_config.NumberColumn(f"{PARTS[p][0]} (min)", format="%,.0f") for p in PARTS}
+hours = {p: st.column_config.NumberColumn(f"{PARTS[p][0]} (h)", format="%,.1f") for p in PARTS}
+in_hours = [(pl.col(p) / 60).alias(p) for p in (*PARTS, "cycle_minutes")]
 table(
     features.select(
         "feature_id", "name", "team_id", *(["prs"] if show_activity else []), *PARTS, "cycle_minutes", "last_merged_at"
-    ),
+    ).with_columns(in_hours),
     key=f"{PAGE}.features",
-    caption=f"Per feature: the {chosen.statistic} of each part over the feature's merged PRs, in minutes.",
-    cycle_minutes=st.column_config.NumberColumn("Cycle (min)", format="%,.0f"),
-    **minutes,
+    caption=f"Per feature: the {chosen.statistic} of each part over the feature's merged PRs, in hours.",
+    cycle_minutes=st.column_config.NumberColumn("Cycle (h)", format="%,.1f"),
+    **hours,
 )
 
 st.subheader("Per PR")
@@ -275,12 +328,42 @@ else:
     if not access.may_see_detail(viewer, team_id):
         st.caption("Only the PRs of teams whose detail you may see are listed.")
     table(
-        prs.sort("merged_at", descending=True).select(
-            "pr_id", "team_id", "feature_id", "merged_at", "deployment_id", "deployed_at", *PARTS, "cycle_minutes"
-        ),
+        prs.sort("merged_at", descending=True)
+        .select("pr_id", "team_id", "feature_id", "merged_at", "deployment_id", "deployed_at", *PARTS, "cycle_minutes")
+        .with_columns(in_hours),
         key=f"{PAGE}.prs",
-        caption="Each merged PR, newest first, in whole minutes rounded up; an empty deploy time means no "
-        "production deployment shipped it yet, or it went out with a service's first deployment.",
-        cycle_minutes=st.column_config.NumberColumn("Cycle (min)", format="%,.0f"),
-        **minutes,
+        caption="Each merged PR, newest first, in hours (from whole minutes rounded up); an empty deploy time means "
+        "no production deployment shipped it yet, or it went out with a service's first deployment.",
+        cycle_minutes=st.column_config.NumberColumn("Cycle (h)", format="%,.1f"),
+        **hours,
+    )
+
+if access.may_check_dora_mapping(viewer):
+    st.subheader("Mapping check")
+    st.caption(
+        "How the source was read for these figures, from the first to the last day in view: which deployments "
+        "counted as production and why, which deployment each incident was tied to and why, and the PRs each "
+        "deployment shipped. Delivery leads and admins see this."
+    )
+    scoped = access.dora_frames({n: data[n] for n in ("deployments", "pull_requests", "incidents")}, team_id)
+    check = mapping_check(*scoped, chosen)
+    in_view = {"deployments": "finished_at", "incidents": "opened_at", "prs": "merged_at"}
+    shown = {
+        name: check[name].filter(pl.col(column).dt.date().is_between(start, end)).collect()
+        for name, column in in_view.items()
+    }
+    table(
+        shown["deployments"],
+        key=f"{PAGE}.check.deployments",
+        caption="Every deployment row (one run × repo; rows of one run count once), counted or not, and why.",
+    )
+    table(
+        shown["incidents"],
+        key=f"{PAGE}.check.incidents",
+        caption="Every incident, the deployment row and run it was tied to, and why.",
+    )
+    table(
+        shown["prs"],
+        key=f"{PAGE}.check.prs",
+        caption="Every merged PR with the deployment (run and row) that shipped it, and how that was established.",
     )

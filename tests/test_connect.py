@@ -201,9 +201,13 @@ def test_devlake_preset(store: Store, tmp_path: Path, monkeypatch: pytest.Monkey
     db = sqlite3.connect(path)
     db.executescript("""
         CREATE TABLE pull_requests (id TEXT, url TEXT, base_repo_id TEXT, pull_request_key INT, title TEXT,
-            head_ref TEXT, author_name TEXT, status TEXT, created_date TEXT, merged_date TEXT, merge_commit_sha TEXT);
+            head_ref TEXT, author_id TEXT, author_name TEXT, status TEXT, created_date TEXT, merged_date TEXT,
+            merge_commit_sha TEXT);
         CREATE TABLE pull_request_commits (pull_request_id TEXT, commit_sha TEXT, commit_authored_date TEXT);
-        CREATE TABLE pull_request_comments (id TEXT, pull_request_id TEXT, created_date TEXT, body TEXT);
+        CREATE TABLE pull_request_comments (id TEXT, pull_request_id TEXT, created_date TEXT, account_id TEXT,
+            body TEXT);
+        CREATE TABLE project_mapping (project_name TEXT, "table" TEXT, row_id TEXT);
+        CREATE TABLE commits_diffs (new_commit_sha TEXT, old_commit_sha TEXT, commit_sha TEXT);
         CREATE TABLE cicd_deployment_commits (id TEXT, cicd_deployment_id TEXT, name TEXT, repo_url TEXT,
             environment TEXT, result TEXT, started_date TEXT, finished_date TEXT, commit_sha TEXT);
         CREATE TABLE incidents (id TEXT, title TEXT, created_date TEXT, resolution_date TEXT);
@@ -211,12 +215,15 @@ def test_devlake_preset(store: Store, tmp_path: Path, monkeypatch: pytest.Monkey
             resolution_date TEXT, epic_key TEXT, assignee_name TEXT);
         INSERT INTO pull_requests VALUES
           ('github:GithubPullRequest:1:11', 'https://github.com/acme/web/pull/7', 'github:GithubRepo:1:9', 7,
-           'PAY-10 prefill', 'feature/pay-10', 'alice', 'MERGED', '2026-01-02 10:00:00', '2026-01-03 10:00:00', 'abc'),
+           'PAY-10 prefill', 'feature/pay-10', 'u1', 'alice', 'MERGED', '2026-01-02 10:00:00',
+           '2026-01-03 10:00:00', 'abc'),
           ('github:GithubPullRequest:1:12', 'https://github.com/acme/web/pull/8', 'github:GithubRepo:1:9', 8,
-           'Bump deps', 'deps', 'dependabot[bot]', 'OPEN', '2026-01-04 10:00:00', NULL, NULL);
+           'Bump deps', 'deps', 'u2', 'dependabot[bot]', 'OPEN', '2026-01-04 10:00:00', NULL, NULL);
         INSERT INTO pull_request_commits VALUES ('github:GithubPullRequest:1:11', 'a1', '2026-01-01 09:00:00');
-        INSERT INTO pull_request_comments VALUES ('c1', 'github:GithubPullRequest:1:11', '2026-01-02 15:00:00', 'ok'),
-          ('c2', 'github:GithubPullRequest:1:11', '2026-01-02 16:00:00', 'lgtm');
+        INSERT INTO pull_request_comments VALUES
+          ('c1', 'github:GithubPullRequest:1:11', '2026-01-02 15:00:00', 'u9', 'ok'),
+          ('c2', 'github:GithubPullRequest:1:11', '2026-01-02 16:00:00', 'u1', 'thanks'),
+          ('c3', 'github:GithubPullRequest:1:11', '2026-01-02 17:00:00', 'u8', 'lgtm');
         INSERT INTO cicd_deployment_commits VALUES
           ('x1', 'dep-1', 'deploy web', 'https://github.com/acme/web', 'PRODUCTION', 'SUCCESS',
            '2026-01-03 11:00:00', '2026-01-03 11:10:00', 'abc'),
@@ -242,7 +249,8 @@ def test_devlake_preset(store: Store, tmp_path: Path, monkeypatch: pytest.Monkey
     assert str(prs[7]["first_commit_at"]) == "2026-01-01 09:00:00" and prs[7]["work_item_key"] == "PAY-10"
     assert prs[8]["author_kind"] == "agent"
     deployments = store.read("deployments").sort("deployment_id")
-    assert deployments["status"].to_list() == ["success", "failure"]
+    # DevLake maps canceled (any spelling) to FAILURE, as its GitLab converter does
+    assert deployments["status"].to_list() == ["success", "failure", "failure"]
     assert store.count("incidents") == 1
     features = {r["feature_id"]: r["status"] for r in store.read("features").to_dicts()}
     assert features == {"PAY-1": "delivered", "PAY-9": "planned"}

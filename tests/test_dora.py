@@ -13,12 +13,15 @@ from core.delivery.dora import (
     DoraSettings,
     change_failure_rate,
     deployment_frequency,
+    deployment_rework,
+    deployment_rework_rate,
     dora_measures,
     dora_trend,
     failed_deployment_recovery_time,
     feature_cycle_times,
     incident_deployments,
     lead_time_for_changes,
+    mapping_check,
     pr_cycle_times,
 )
 from core.model.schema import coerce
@@ -126,9 +129,18 @@ def one(frame: pl.LazyFrame) -> dict[str, object]:
 
 
 def test_defaults_are_devlake_compatible() -> None:
-    assert DoraSettings() == DoraSettings(statistic="median", lead_time_start="first_commit", incident_link="devlake")
+    assert DoraSettings() == DoraSettings(
+        statistic="median",
+        lead_time_start="first_commit",
+        incident_link="devlake",
+        recovery_start="deployment_finished",
+    )
     with pytest.raises(ValueError, match="statistic"):
         DoraSettings(statistic="p90")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="regular expression"):
+        DoraSettings(rework_title_pattern="(unclosed")
+    with pytest.raises(ValueError, match="hours"):
+        DoraSettings(rework_after_incident_hours=-1)
 
 
 def test_pr_cycle_time_breakdown() -> None:
@@ -249,12 +261,29 @@ def test_change_failure_rate_buckets(failed: int, bucket: str) -> None:
     assert row["bucket"] == bucket
 
 
-def test_failed_deployment_recovery_time() -> None:
-    # resolved and tied: i1 150, i2 60, i4 60, i6 30 -> lower median 60 (not under an hour: high), mean 75
+def test_failed_deployment_recovery_time_as_devlake_from_the_deployment_finish() -> None:
+    # DevLake: deployment finish -> resolved. i1: d2 2 Mar 15:00 -> 18:30 = 210; i2: d2 -> 3 Mar 10:00 = 1140;
+    # i4: d4 4 Mar 12:00 -> 6 Mar 14:00 = 3000; i6: d7 20 Mar 12:00 -> 13:30 = 90. Lower median 210, mean 1110.
     median = one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, DEVLAKE))
-    assert (median["value"], median["sample_size"], median["bucket"]) == (60.0, 4, "high")
-    assert one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, MEAN))["value"] == 75.0
-    assert one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, EXPLICIT))["sample_size"] == 1
+    assert (median["value"], median["sample_size"], median["bucket"]) == (210.0, 4, "high")
+    assert "finish of the deployment" in median["definition"] and "DevLake" in median["definition"]
+    assert one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, MEAN))["value"] == 1110.0
+    # explicit: only i4, tied to d3 (3 Mar 09:00) -> 6 Mar 14:00 = 4620
+    assert one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, EXPLICIT))["value"] == 4620.0
+    # the period is the resolution date: only i4 was resolved on 6 March
+    sixth = one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, DEVLAKE, date(2026, 3, 6), date(2026, 3, 6)))
+    assert (sixth["value"], sixth["sample_size"]) == (3000.0, 1)
+
+
+def test_failed_deployment_recovery_time_from_the_incident_opening_is_a_setting() -> None:
+    opened = DoraSettings(recovery_start="incident_opened")
+    # opened -> resolved: i1 150, i2 60, i4 60, i6 30 -> lower median 60, mean 75
+    median = one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, opened))
+    assert (median["value"], median["sample_size"]) == (60.0, 4)
+    assert "incident opening" in median["definition"] and "alternative" in median["definition"]
+    # the period is the deployment's finish: d4 finished 4 March, so i4 (60) counts there, not on the 6th
+    fourth = one(failed_deployment_recovery_time(DEPLOYMENTS, INCIDENTS, opened, date(2026, 3, 4), date(2026, 3, 4)))
+    assert (fourth["value"], fourth["sample_size"]) == (60.0, 1)
 
 
 def test_dora_measures_has_one_row_per_measure_with_its_definition() -> None:
@@ -264,9 +293,10 @@ def test_dora_measures_has_one_row_per_measure_with_its_definition() -> None:
         "lead_time_for_changes",
         "change_failure_rate",
         "failed_deployment_recovery_time",
+        "deployment_rework_rate",
     ]
     assert frame["definition"].null_count() == 0
-    assert frame["benchmark"].null_count() == 0
+    assert frame["benchmark"].null_count() == 1  # DORA publishes no buckets for rework rate
 
 
 def test_weekly_trend_keeps_empty_weeks() -> None:
@@ -284,5 +314,99 @@ def test_weekly_trend_keeps_empty_weeks() -> None:
 def test_no_deployments_gives_empty_measures_not_errors() -> None:
     nothing = DEPLOYMENTS.filter(pl.lit(False))
     frame = dora_measures(nothing, PULL_REQUESTS, INCIDENTS).collect()
-    assert frame["value"].to_list()[1:] == [None, None, None]
-    assert frame["sample_size"].to_list() == [0, 0, 0, 0]
+    assert frame["value"].to_list()[1:] == [None, None, None, None]
+    assert frame["sample_size"].to_list() == [0, 0, 0, 0, 0]
+
+
+# Rework: one team, service api, repo shop. P1 ships two repos (one run); P2 ships a hotfix PR, P3 a revert branch,
+# P4 redeploys c1 (first shipped by P1), P5 finishes 4 h after incident k1 opened, P6 52 h after it; P7 is staging.
+REWORK_DEPLOYMENTS = deployments_frame(
+    [
+        {"deployment_id": "r1a", "pipeline_id": "P1", "finished_at": at(1, 10), "commit_sha": "c1"},
+        {"deployment_id": "r1b", "pipeline_id": "P1", "repo": "web", "finished_at": at(1, 10, 5), "commit_sha": "w1"},
+        {"deployment_id": "r2", "pipeline_id": "P2", "finished_at": at(2, 10), "commit_sha": "c2"},
+        {"deployment_id": "r3", "pipeline_id": "P3", "finished_at": at(3, 10), "commit_sha": "c3"},
+        {"deployment_id": "r4", "pipeline_id": "P4", "finished_at": at(4, 10), "commit_sha": "c1"},
+        {"deployment_id": "r5", "pipeline_id": "P5", "finished_at": at(5, 12), "commit_sha": "c5"},
+        {"deployment_id": "r6", "pipeline_id": "P6", "finished_at": at(7, 12), "commit_sha": "c6"},
+        {
+            "deployment_id": "r7",
+            "pipeline_id": "P7",
+            "finished_at": at(8, 12),
+            "commit_sha": "c7",
+            "environment": "staging",
+        },
+        {"deployment_id": "r8", "pipeline_id": "P8", "finished_at": at(8, 13), "commit_sha": "c8", "environment": None},
+    ]
+)
+REWORK_PRS = coerce(
+    "pull_requests",
+    pl.DataFrame(
+        [
+            dict(pr_id="q1", title="Hotfix: checkout crash", branch="fix-checkout", deployment_id="r2"),
+            dict(pr_id="q2", title="Undo pricing change", branch="revert/123", deployment_id="r3"),
+            dict(pr_id="q3", title="Add search", branch="feature/search", deployment_id="r6"),
+        ]
+    ).with_columns(
+        pl.lit("shop").alias("repo"),
+        pl.lit("human").alias("author_kind"),
+        pl.lit("t1").alias("team_id"),
+        pl.lit("merged").alias("state"),
+        pl.lit(at(1, 8)).alias("created_at"),
+        pl.lit(at(1, 9)).alias("merged_at"),
+    ),
+).lazy()
+REWORK_INCIDENTS = coerce(
+    "incidents", pl.DataFrame([dict(incident_id="k1", team_id="t1", opened_at=at(5, 8), resolved_at=at(5, 13))])
+).lazy()
+
+
+def test_deployment_rework_rate_marks_hotfixes_reverts_rollbacks_and_fixes_after_an_incident() -> None:
+    marked = {
+        r["deployment_id"]: r
+        for r in deployment_rework(REWORK_DEPLOYMENTS, REWORK_PRS, REWORK_INCIDENTS).collect().to_dicts()
+    }
+    assert sorted(marked) == ["P1", "P2", "P3", "P4", "P5", "P6"]  # one per run; staging and no-environment left out
+    assert [k for k, r in sorted(marked.items()) if r["rework"]] == ["P2", "P3", "P4", "P5"]
+    assert "q1" in marked["P2"]["reason"] and "title" in marked["P2"]["reason"]
+    assert "q2" in marked["P3"]["reason"] and "branch" in marked["P3"]["reason"]
+    assert "c1" in marked["P4"]["reason"] and "P1" in marked["P4"]["reason"]
+    assert "4.0 h after incident k1" in marked["P5"]["reason"]
+    row = one(deployment_rework_rate(REWORK_DEPLOYMENTS, REWORK_PRS, REWORK_INCIDENTS))
+    assert (row["value"], row["sample_size"], row["bucket"]) == (pytest.approx(4 / 6), 6, None)
+    assert "hotfix" in row["definition"] and "24 h" in row["definition"]
+    # rules are settings: no redeploy or incident rule leaves the two PRs (2 of 6); a 72 h window adds P6 (52 h)
+    only_prs = DoraSettings(rework_redeploys=False, rework_after_incident_hours=0)
+    assert one(deployment_rework_rate(REWORK_DEPLOYMENTS, REWORK_PRS, REWORK_INCIDENTS, only_prs))["value"] == (
+        pytest.approx(2 / 6)
+    )
+    wide = DoraSettings(rework_after_incident_hours=72)
+    assert one(deployment_rework_rate(REWORK_DEPLOYMENTS, REWORK_PRS, REWORK_INCIDENTS, wide))["value"] == (
+        pytest.approx(5 / 6)
+    )
+    assert (
+        "redeployed"
+        not in one(deployment_rework_rate(REWORK_DEPLOYMENTS, REWORK_PRS, REWORK_INCIDENTS, only_prs))["definition"]
+    )
+
+
+def test_a_run_with_several_repos_counts_once_for_frequency_and_failure_rate() -> None:
+    # P1..P6 are six runs over seven production rows; k1 (5 Mar 08:00) is tied to r4 (P4, 4 Mar 10:00)
+    frequency = one(deployment_frequency(REWORK_DEPLOYMENTS))
+    assert frequency["sample_size"] == 6
+    failure = one(change_failure_rate(REWORK_DEPLOYMENTS, REWORK_INCIDENTS))
+    assert (failure["value"], failure["sample_size"]) == (pytest.approx(1 / 6), 6)
+
+
+def test_mapping_check_says_why_each_deployment_incident_and_pr_was_read_so() -> None:
+    check = {k: f.collect() for k, f in mapping_check(REWORK_DEPLOYMENTS, REWORK_PRS, REWORK_INCIDENTS).items()}
+    reasons = dict(check["deployments"].select("deployment_id", "reason").rows())
+    counted = dict(check["deployments"].select("deployment_id", "counted").rows())
+    assert counted == {**{d: True for d in ("r1a", "r1b", "r2", "r3", "r4", "r5", "r6")}, "r7": False, "r8": False}
+    assert reasons["r7"] == "not counted: its environment is not production"
+    assert "no environment" in reasons["r8"]
+    incident = check["incidents"].row(0, named=True)
+    assert (incident["incident_id"], incident["deployment_id"], incident["deployment_group"]) == ("k1", "r4", "P4")
+    assert "before it opened" in incident["reason"]
+    shipped = dict(check["prs"].select("pr_id", "deployment_group").rows())
+    assert shipped == {"q1": "P2", "q2": "P3", "q3": "P6"}

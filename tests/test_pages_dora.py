@@ -17,7 +17,13 @@ from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
 
 PAGE = "pages/dora.py"
-TITLES = ["Deployment frequency", "Lead time for changes", "Change failure rate", "Recovery time"]
+TITLES = [
+    "Deployment frequency",
+    "Lead time for changes",
+    "Change failure rate",
+    "Recovery time",
+    "Deployment rework rate",
+]
 
 
 @pytest.fixture
@@ -40,14 +46,12 @@ def _expected(store: Store, chosen: DoraSettings, team_id: str | None) -> pl.Dat
 
 
 def _shown(measure: str, value: float) -> str:
-    """How the page writes a value, spelled out for the demo's magnitudes."""
+    """How the page writes a value: lead and recovery time always in hours."""
     if measure == "deployment_frequency":
         return f"{value:g} days/week"
-    if measure == "change_failure_rate":
+    if measure in ("change_failure_rate", "deployment_rework_rate"):
         return f"{value:.1%}"
-    if value < 60:
-        return f"{value:.0f} min"
-    return f"{value / 60:.1f} h" if value < 2 * 24 * 60 else f"{value / (24 * 60):.1f} days"
+    return f"{value / 60:,.1f} h"
 
 
 def _open(demo_workspace: dict[str, object], role: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
@@ -78,8 +82,10 @@ def test_the_four_measures_match_core_with_bucket_and_definition(
     text = rendered_text(at)
     for row in expected.iter_rows(named=True):
         assert row["definition"] in text
-        assert row["benchmark"] in text
-        assert row["bucket"].capitalize() in text
+        if row["measure"] != "deployment_rework_rate":
+            assert row["benchmark"] in text
+            assert row["bucket"].capitalize() in text
+    assert "Marked as rework when" in text
     assert dora.FIRST_DEPLOYMENT_NOTE in text
     assert len(at.get("plotly_chart")) == 2
 
@@ -88,7 +94,7 @@ def test_a_delivery_lead_gets_aggregates_but_no_per_pr_rows_or_counts(
     demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _open(demo_workspace, "delivery_lead", monkeypatch)
-    assert len(at.dataframe) == 1, "only the per-feature breakdown"
+    assert len(at.dataframe) == 4, "the per-feature breakdown and the three mapping-check tables, no per-PR rows"
     features = at.dataframe[0].value
     assert "prs" not in features.columns and "pr_id" not in features.columns
     text = rendered_text(at)
@@ -138,3 +144,52 @@ def test_a_delivery_lead_switches_to_the_mean_and_the_figures_follow(
         assert all(definition in text for definition in chosen.definitions().values())
     finally:
         settings.save(store, DoraSettings(), actor=None)
+
+
+def _hours_above_72(minutes: float) -> str:
+    return f" ({minutes / 60 / 24:.1f} days)" if minutes / 60 > 72 else ""
+
+
+def test_lead_and_recovery_time_read_in_hours_on_card_chart_and_table(
+    demo_workspace: dict[str, object], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "admin", monkeypatch)
+    expected = {r["measure"]: r for r in _expected(store, DoraSettings(), None).iter_rows(named=True)}
+    text = rendered_text(at)
+    for measure, title in (
+        ("lead_time_for_changes", "Lead time for changes"),
+        ("failed_deployment_recovery_time", "Recovery time"),
+    ):
+        minutes = expected[measure]["value"]
+        assert f"{title}: {minutes / 60:,.1f} hours{_hours_above_72(minutes)}." in text
+    columns = at.dataframe[0].proto.columns
+    assert "Cycle (h)" in columns and "(min)" not in columns
+    overall = features_overall = at.dataframe[0].value["cycle_minutes"].dropna()
+    assert len(overall) > 0 and float(features_overall.max()) < 24 * 365, "hours, not minutes"
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert '"hours"' in chart and "(min)" not in text
+
+
+@pytest.mark.parametrize("role", ["delivery_lead", "admin"])
+def test_delivery_leads_and_admins_see_the_mapping_check(
+    role: str, demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, role, monkeypatch)
+    assert "Mapping check" in [h.value for h in at.subheader]
+    deployments, incidents, prs = (pl.from_pandas(at.dataframe[i].value) for i in range(-3, 0))
+    assert {"deployment_id", "deployment_group", "counted", "reason"} <= set(deployments.columns)
+    assert deployments.height > 0 and deployments["reason"].null_count() == 0
+    counted = deployments.filter(pl.col("counted"))["reason"].unique().to_list()
+    assert counted == ["counted: successful, to production, finished"]
+    assert {"incident_id", "deployment_id", "reason"} <= set(incidents.columns)
+    assert {"pr_id", "deployment_group", "reason"} <= set(prs.columns)
+    assert prs["reason"].null_count() == 0
+
+
+@pytest.mark.parametrize("role", ["team_lead"])
+def test_a_team_lead_does_not_see_the_mapping_check(
+    role: str, demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, role, monkeypatch)
+    assert "Mapping check" not in [h.value for h in at.subheader]
+    assert all("counted" not in frame.value.columns for frame in at.dataframe)

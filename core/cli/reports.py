@@ -8,6 +8,7 @@ each report restricts what it returns with ``core.access`` exactly as its page d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -175,6 +176,7 @@ def _dora_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--statistic", choices=("median", "mean"), default=None, help="default: the stored setting")
     parser.add_argument("--lead-time-start", choices=("first_commit", "pr_opened"), default=None)
     parser.add_argument("--incident-link", choices=("devlake", "explicit"), default=None)
+    parser.add_argument("--recovery-start", choices=("deployment_finished", "incident_opened"), default=None)
 
 
 def _throughput_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
@@ -193,10 +195,12 @@ def _dora_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFra
     if not access.may_see(context.viewer, "output", team_id):
         raise ValueError("DORA measures are output-level figures, which this user's role does not see.")
     stored = settings.load(context.store, DoraSettings)
-    chosen = DoraSettings(
+    chosen = dataclasses.replace(
+        stored,
         statistic=args.statistic or stored.statistic,
         lead_time_start=args.lead_time_start or stored.lead_time_start,
         incident_link=args.incident_link or stored.incident_link,
+        recovery_start=args.recovery_start or stored.recovery_start,
     )
     deployments, pull_requests, incidents = dora_frames(frames, team_id)
     rows = dora.dora_measures(deployments, pull_requests, incidents, chosen, args.start, args.end)

@@ -3,16 +3,21 @@
 Every function is pure over LazyFrames of the canonical model (see ``core.model.schema``).
 Stage 1 turns fact tables into one row per PR, deployment or incident (``pr_cycle_times``,
 ``production_deployments``, ``incident_deployments`` ...); stage 2 reduces those facts to the
-four DORA measures, their elite/high/medium/low buckets and a weekly or monthly trend.
+DORA measures (the four of 2023 plus 2025's deployment rework rate), their elite/high/medium/low
+buckets and a weekly or monthly trend. A deployment is one row per deployment run × repo; rows
+sharing a ``pipeline_id`` are one deployment for frequency, failure and rework rates (as DevLake).
 
 Spans are whole minutes rounded up and a negative span is null, as in Apache DevLake. The
 statistic, the lead-time start point and how incidents are tied to deployments are
-switchable through ``DoraSettings``; its defaults reproduce DevLake.
+switchable through ``DoraSettings``; its defaults reproduce DevLake. ``mapping_check`` says,
+row by row, which deployments counted, which deployment each incident and PR was tied to, and why.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import ClassVar, Literal
@@ -22,6 +27,7 @@ import polars as pl
 Statistic = Literal["median", "mean"]
 LeadTimeStart = Literal["first_commit", "pr_opened"]
 IncidentLink = Literal["devlake", "explicit"]
+RecoveryStart = Literal["deployment_finished", "incident_opened"]
 TrendPeriod = Literal["week", "month"]
 
 PRODUCTION_ENVIRONMENTS = ("production", "prod")
@@ -42,6 +48,7 @@ MEASURES = (
     "lead_time_for_changes",
     "change_failure_rate",
     "failed_deployment_recovery_time",
+    "deployment_rework_rate",
 )
 
 UNITS = {
@@ -49,6 +56,7 @@ UNITS = {
     "lead_time_for_changes": "minutes",
     "change_failure_rate": "share of deployments",
     "failed_deployment_recovery_time": "minutes",
+    "deployment_rework_rate": "share of deployments",
 }
 
 
@@ -104,15 +112,48 @@ class DoraSettings:
     statistic: Statistic = "median"
     lead_time_start: LeadTimeStart = "first_commit"
     incident_link: IncidentLink = "devlake"
+    recovery_start: RecoveryStart = "deployment_finished"
+    """DevLake: deployment finish → incident resolved, by resolution date; else incident opened → resolved."""
+    rework_title_pattern: str = r"(?i)\b(hot-?fix|revert|roll-?back)\b"
+    """A PR whose title matches (regular expression) is an unplanned fix."""
+    rework_branch_pattern: str = r"(?i)^(hot-?fix|revert|roll-?back)[/_-]"
+    """A PR whose branch matches (regular expression) is an unplanned fix."""
+    rework_redeploys: bool = True
+    """A deployment of a commit that was already in production (a rollback) is rework."""
+    rework_after_incident_hours: float = 24.0
+    """A deployment finishing within this many hours after an incident of its team opened is rework (0: off)."""
 
     def __post_init__(self) -> None:
         for name, allowed in (
             ("statistic", ("median", "mean")),
             ("lead_time_start", ("first_commit", "pr_opened")),
             ("incident_link", ("devlake", "explicit")),
+            ("recovery_start", ("deployment_finished", "incident_opened")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DoraSettings.{name} must be one of {', '.join(allowed)}")
+        for name in ("rework_title_pattern", "rework_branch_pattern"):
+            try:
+                re.compile(getattr(self, name))
+            except (re.error, TypeError) as error:
+                raise ValueError(f"DoraSettings.{name} is not a regular expression: {error}") from None
+        hours = self.rework_after_incident_hours
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 <= hours <= 24 * 30:
+            raise ValueError("DoraSettings.rework_after_incident_hours must be a number of hours from 0 to 720")
+
+    def rework_rules(self) -> list[str]:
+        """The rules in force that mark a deployment as rework, in words for the UI."""
+        rules = [
+            f"it shipped a PR whose title matches `{self.rework_title_pattern}` (hotfix, revert)",
+            f"it shipped a PR whose branch matches `{self.rework_branch_pattern}`",
+        ]
+        if self.rework_redeploys:
+            rules.append("it redeployed a commit already in production (a rollback)")
+        if self.rework_after_incident_hours > 0:
+            rules.append(
+                f"it finished within {self.rework_after_incident_hours:g} h after an incident of its team opened"
+            )
+        return rules
 
     def definitions(self) -> dict[str, str]:
         """How each measure is computed under these settings, in words for the UI."""
@@ -141,8 +182,18 @@ class DoraSettings:
                 f"successful production deployments in the period. An incident is tied to {link}."
             ),
             "failed_deployment_recovery_time": (
-                f"The {stat} time from an incident opening to its resolution, over resolved incidents tied to a "
-                f"deployment that finished in the period. An incident is tied to {link}."
+                f"The {stat} time from the finish of the deployment an incident is tied to until the incident was "
+                "resolved, over incidents resolved in the period (DevLake's definition). "
+                f"An incident is tied to {link}."
+                if self.recovery_start == "deployment_finished"
+                else f"The {stat} time from an incident opening to its resolution, over resolved incidents tied to "
+                f"a deployment that finished in the period (Throughline's alternative). An incident is tied to {link}."
+            ),
+            "deployment_rework_rate": (
+                "Successful production deployments that were unplanned fixes for a failure in production, divided "
+                "by all successful production deployments in the period (DORA 2025). A deployment is rework when "
+                + "; or ".join(self.rework_rules())
+                + "."
             ),
         }
 
@@ -234,14 +285,21 @@ def link_pull_requests_to_deployments(
     """The deployment that shipped each merged PR, and how that was established.
 
     An explicit ``pull_requests.deployment_id`` wins. Otherwise the PR goes to the earliest-started
-    successful production deployment that has a previous successful deployment and whose commit range
-    contains the PR's merge commit: with ``commit_ranges`` (old_commit_sha, new_commit_sha, commit_sha:
-    every commit between two deployed commits, like DevLake's commits_diffs) the range runs from the
+    successful production deployment that has a previous successful deployment (a
+    ``prev_success_deployment_id`` column on ``deployments``, as a DevLake database holds it, wins over
+    the one worked out here) and whose commit range contains the PR's merge commit: with
+    ``commit_ranges`` (old_commit_sha, new_commit_sha, commit_sha: every commit between two deployed
+    commits, like DevLake's commits_diffs) the range runs from the
     previous deployment's commit to this one's; without it, only a deployment of the merge commit
     itself matches. Returns pr_id, deployment_id, deployment_link ('explicit', 'commit_range',
     'merge_commit' or null).
     """
     previous = previous_successful_deployments(deployments)
+    if "prev_success_deployment_id" in deployments.collect_schema():
+        given = deployments.select("deployment_id", pl.col("prev_success_deployment_id").alias("_given"))
+        previous = previous.join(given, on="deployment_id", how="left").select(
+            "deployment_id", pl.coalesce("_given", "prev_success_deployment_id").alias("prev_success_deployment_id")
+        )
     eligible = (
         production_deployments(deployments)
         .join(previous, on="deployment_id", how="inner")
@@ -363,16 +421,19 @@ def feature_cycle_times(cycle_times: pl.LazyFrame, statistic: Statistic = "media
 
 
 def production_deployments(deployments: pl.LazyFrame) -> pl.LazyFrame:
-    """The deployments DORA counts: successful, to production, finished.
+    """The deployment rows DORA counts: successful, to production, finished.
 
-    Returns deployment_id, team_id, service, repo, commit_sha, started_at, finished_at, day.
+    Returns deployment_id, deployment_group (its ``pipeline_id``, else itself), team_id, service, repo,
+    commit_sha, started_at, finished_at, day.
     """
+    group = pl.col("pipeline_id") if "pipeline_id" in deployments.collect_schema() else pl.lit(None, pl.String)
     return deployments.filter(
         (pl.col("status") == "success")
         & pl.col("environment").str.to_lowercase().is_in(PRODUCTION_ENVIRONMENTS)
         & pl.col("finished_at").is_not_null()
     ).select(
         "deployment_id",
+        pl.coalesce(group, pl.col("deployment_id")).alias("deployment_group"),
         "team_id",
         "service",
         "repo",
@@ -380,6 +441,30 @@ def production_deployments(deployments: pl.LazyFrame) -> pl.LazyFrame:
         "started_at",
         "finished_at",
         pl.col("finished_at").dt.date().alias("day"),
+    )
+
+
+def production_deployment_groups(deployments: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per deployment as DORA counts it: the rows of one run, dated by their latest finish (DevLake).
+
+    Returns deployment_id (the group), team_id, finished_at, day, rows.
+    """
+    return (
+        production_deployments(deployments)
+        .group_by("deployment_group")
+        .agg(
+            pl.col("team_id").drop_nulls().min(),
+            pl.col("finished_at").max(),
+            pl.len().cast(pl.UInt32).alias("rows"),
+        )
+        .select(
+            pl.col("deployment_group").alias("deployment_id"),
+            "team_id",
+            "finished_at",
+            pl.col("finished_at").dt.date().alias("day"),
+            "rows",
+        )
+        .sort("finished_at", "deployment_id")
     )
 
 
@@ -443,17 +528,19 @@ def deployed_changes(
 def deployment_failures(
     deployments: pl.LazyFrame, incidents: pl.LazyFrame, settings: DoraSettings = DoraSettings()
 ) -> pl.LazyFrame:
-    """Every successful production deployment with the number of incidents tied to it.
+    """Every successful production deployment (one per run) with the number of incidents tied to it.
 
-    Returns deployment_id, team_id, finished_at, day, incidents, failed.
+    Returns deployment_id (the run), team_id, finished_at, day, incidents, failed.
     """
     tied = (
         incident_deployments(incidents, deployments, settings)
-        .group_by("deployment_id")
-        .agg(pl.len().alias("incidents"))
+        .join(_group_of(deployments), on="deployment_id", how="inner")
+        .group_by("deployment_group")
+        .agg(pl.col("incident_id").n_unique().alias("incidents"))
+        .rename({"deployment_group": "deployment_id"})
     )
     return (
-        production_deployments(deployments)
+        production_deployment_groups(deployments)
         .join(tied, on="deployment_id", how="left")
         .select(
             "deployment_id",
@@ -471,22 +558,28 @@ def incident_recoveries(
 ) -> pl.LazyFrame:
     """Resolved incidents tied to a successful production deployment, with their recovery time.
 
-    Returns incident_id, deployment_id, deployment_finished_at, opened_at, resolved_at, recovery_minutes.
+    ``settings.recovery_start`` 'deployment_finished' (DevLake): the deployment run's latest finish →
+    resolved, counted in the period of the resolution; 'incident_opened': opened → resolved, counted in
+    the period of the deployment's finish. Returns incident_id, deployment_id (the run),
+    deployment_finished_at, opened_at, resolved_at, recovery_minutes, counted_at.
     """
-    finished = production_deployments(deployments).select(
-        "deployment_id", pl.col("finished_at").alias("deployment_finished_at")
+    finished = production_deployment_groups(deployments).select(
+        pl.col("deployment_id").alias("deployment_group"), pl.col("finished_at").alias("deployment_finished_at")
     )
+    devlake = settings.recovery_start == "deployment_finished"
     return (
         incident_deployments(incidents, deployments, settings)
         .filter(pl.col("resolved_at").is_not_null())
-        .join(finished, on="deployment_id", how="inner")
+        .join(_group_of(deployments), on="deployment_id", how="inner")
+        .join(finished, on="deployment_group", how="inner")
         .select(
             "incident_id",
-            "deployment_id",
+            pl.col("deployment_group").alias("deployment_id"),
             "deployment_finished_at",
             "opened_at",
             "resolved_at",
-            _minutes("opened_at", "resolved_at").alias("recovery_minutes"),
+            _minutes("deployment_finished_at" if devlake else "opened_at", "resolved_at").alias("recovery_minutes"),
+            pl.col("resolved_at" if devlake else "deployment_finished_at").alias("counted_at"),
         )
     )
 
@@ -502,7 +595,7 @@ def deployment_frequency(
     The period defaults to the first to the last deployment day. Returns the measure row layout:
     measure, value, unit, bucket, benchmark, sample_size, definition.
     """
-    days = _in_period(production_deployments(deployments), "day", start, end)
+    days = _in_period(production_deployment_groups(deployments), "day", start, end)
     weekly = _calendar(days, "day", "1w", start, end).join(
         days.group_by(pl.col("day").dt.truncate("1w").alias("period_start")).agg(pl.col("day").n_unique().alias("n")),
         on="period_start",
@@ -582,8 +675,8 @@ def failed_deployment_recovery_time(
     start: date | None = None,
     end: date | None = None,
 ) -> pl.LazyFrame:
-    """Median (or mean) minutes to resolve incidents tied to deployments finished in the period, one row."""
-    recoveries = _in_period(incident_recoveries(deployments, incidents, settings), "deployment_finished_at", start, end)
+    """Median (or mean) recovery minutes of incidents tied to a deployment, one row (see ``incident_recoveries``)."""
+    recoveries = _in_period(incident_recoveries(deployments, incidents, settings), "counted_at", start, end)
     return (
         recoveries.select(
             _statistic(pl.col("recovery_minutes"), settings.statistic).alias("value"),
@@ -591,6 +684,121 @@ def failed_deployment_recovery_time(
         )
         .with_columns(_bucket("failed_deployment_recovery_time", pl.col("value"), inclusive=False))
         .pipe(_measure_row, "failed_deployment_recovery_time", settings)
+    )
+
+
+def deployment_rework(
+    deployments: pl.LazyFrame,
+    pull_requests: pl.LazyFrame,
+    incidents: pl.LazyFrame,
+    settings: DoraSettings = DoraSettings(),
+    commit_ranges: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Every successful production deployment (one per run), whether it was rework and why.
+
+    Rework (DORA 2025): an unplanned deployment to fix a failure in production, marked by the rules of
+    ``settings.rework_rules()``. Returns deployment_id (the run), team_id, finished_at, day, rework, reason.
+    """
+    groups = production_deployment_groups(deployments)
+    rows = production_deployments(deployments)
+    reasons: list[pl.LazyFrame] = []
+    shipped = (
+        link_pull_requests_to_deployments(pull_requests, deployments, commit_ranges)
+        .filter(pl.col("deployment_id").is_not_null())
+        .join(pull_requests.select("pr_id", "title", "branch"), on="pr_id", how="left")
+        .join(_group_of(deployments), on="deployment_id", how="inner")
+    )
+    for column, pattern in (("title", settings.rework_title_pattern), ("branch", settings.rework_branch_pattern)):
+        reasons.append(
+            shipped.filter(pl.col(column).str.contains(pattern).fill_null(False)).select(
+                "deployment_group",
+                pl.format("shipped PR {} whose {} `{}` marks a fix", "pr_id", pl.lit(column), column).alias("reason"),
+            )
+        )
+    if settings.rework_redeploys:
+        first = rows.group_by("service", "repo", "commit_sha").agg(
+            pl.col("deployment_group").sort_by("finished_at", "deployment_group").first().alias("_first_group"),
+            pl.col("finished_at").min().alias("_first_finish"),
+        )
+        reasons.append(
+            rows.filter(pl.col("commit_sha").is_not_null())
+            .join(first, on=["service", "repo", "commit_sha"], how="inner", nulls_equal=True)
+            .filter(
+                (pl.col("_first_group") != pl.col("deployment_group"))
+                & (pl.col("finished_at") > pl.col("_first_finish"))
+            )
+            .select(
+                "deployment_group",
+                pl.format("redeployed commit {} first shipped by {} (a rollback)", "commit_sha", "_first_group").alias(
+                    "reason"
+                ),
+            )
+        )
+    hours = settings.rework_after_incident_hours
+    if hours > 0:
+        opened = incidents.select("incident_id", "team_id", "opened_at").filter(pl.col("opened_at").is_not_null())
+        finishes = groups.select(pl.col("deployment_id").alias("deployment_group"), "team_id", "finished_at")
+        asof = {
+            "left_on": "finished_at",
+            "right_on": "opened_at",
+            "strategy": "backward",
+            "allow_exact_matches": False,
+            "check_sortedness": False,
+        }
+        near = [
+            finishes.filter(pl.col("team_id").is_not_null())
+            .sort("finished_at")
+            .join_asof(opened.filter(pl.col("team_id").is_not_null()).sort("opened_at"), by="team_id", **asof),
+            finishes.sort("finished_at").join_asof(
+                opened.filter(pl.col("team_id").is_null()).drop("team_id").sort("opened_at"), **asof
+            ),
+        ]
+        for frame in near:
+            reasons.append(
+                frame.filter(
+                    pl.col("opened_at").is_not_null()
+                    & (pl.col("finished_at") - pl.col("opened_at") <= pl.duration(seconds=round(hours * 3600)))
+                ).select(
+                    "deployment_group",
+                    pl.format(
+                        "finished {} h after incident {} opened",
+                        ((pl.col("finished_at") - pl.col("opened_at")).dt.total_minutes() / 60).round(1),
+                        "incident_id",
+                    ).alias("reason"),
+                )
+            )
+    marked = (
+        pl.concat(reasons)
+        .unique(maintain_order=True)
+        .group_by("deployment_group")
+        .agg(pl.col("reason").sort().str.join("; "))
+        .rename({"deployment_group": "deployment_id"})
+    )
+    return groups.join(marked, on="deployment_id", how="left").select(
+        "deployment_id", "team_id", "finished_at", "day", pl.col("reason").is_not_null().alias("rework"), "reason"
+    )
+
+
+def deployment_rework_rate(
+    deployments: pl.LazyFrame,
+    pull_requests: pl.LazyFrame,
+    incidents: pl.LazyFrame,
+    settings: DoraSettings = DoraSettings(),
+    start: date | None = None,
+    end: date | None = None,
+    commit_ranges: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Share of successful production deployments in the period that were rework, one measure row (no bucket)."""
+    marked = _in_period(
+        deployment_rework(deployments, pull_requests, incidents, settings, commit_ranges), "day", start, end
+    )
+    return (
+        marked.select(
+            pl.when(pl.len() > 0).then(pl.col("rework").sum() / pl.len()).alias("value"),
+            pl.len().alias("sample_size"),
+        )
+        .with_columns(pl.lit(None, pl.String).alias("bucket"))
+        .pipe(_measure_row, "deployment_rework_rate", settings)
     )
 
 
@@ -603,13 +811,14 @@ def dora_measures(
     end: date | None = None,
     commit_ranges: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """The four DORA measures, one row each: measure, value, unit, bucket, benchmark, sample_size, definition."""
+    """The five DORA measures, one row each: measure, value, unit, bucket, benchmark, sample_size, definition."""
     return pl.concat(
         [
             deployment_frequency(deployments, settings, start, end),
             lead_time_for_changes(pull_requests, deployments, settings, start, end, commit_ranges),
             change_failure_rate(deployments, incidents, settings, start, end),
             failed_deployment_recovery_time(deployments, incidents, settings, start, end),
+            deployment_rework_rate(deployments, pull_requests, incidents, settings, start, end, commit_ranges),
         ]
     )
 
@@ -630,7 +839,7 @@ def dora_trend(
     measures are null in a period without data. Returns period_start, measure, value, sample_size.
     """
     interval = "1w" if every == "week" else "1mo"
-    days = _in_period(production_deployments(deployments), "day", start, end)
+    days = _in_period(production_deployment_groups(deployments), "day", start, end)
     calendar = _calendar(days, "day", interval, start, end)
 
     def per_period(frame: pl.LazyFrame, when: str, measure: str, value: pl.Expr, size: pl.Expr) -> pl.LazyFrame:
@@ -664,13 +873,137 @@ def dora_trend(
             ),
             per_period(
                 incident_recoveries(deployments, incidents, settings),
-                "deployment_finished_at",
+                "counted_at",
                 "failed_deployment_recovery_time",
                 _statistic(pl.col("recovery_minutes"), settings.statistic),
                 pl.col("recovery_minutes").count(),
             ),
+            per_period(
+                deployment_rework(deployments, pull_requests, incidents, settings, commit_ranges),
+                "day",
+                "deployment_rework_rate",
+                pl.col("rework").mean(),
+                pl.len(),
+            ),
         ]
     ).sort("measure", "period_start")
+
+
+@dataclass(frozen=True)
+class CountingRule:
+    """One reason a deployment row is or is not counted by DORA, checked in order; the first that holds wins."""
+
+    holds: Callable[[], pl.Expr]
+    reason: str
+    counted: bool = False
+
+
+COUNTING_RULES: tuple[CountingRule, ...] = (
+    CountingRule(lambda: pl.col("status") != "success", "not counted: the deployment did not succeed"),
+    CountingRule(
+        lambda: pl.col("environment").is_null() | (pl.col("environment").str.strip_chars() == ""),
+        "not counted: no environment is set, so it is not production (as DevLake)",
+    ),
+    CountingRule(
+        lambda: pl.col("environment").str.to_lowercase().str.strip_chars().is_in(PRODUCTION_ENVIRONMENTS).not_(),
+        "not counted: its environment is not production",
+    ),
+    CountingRule(lambda: pl.col("finished_at").is_null(), "not counted: it has no finish time"),
+    CountingRule(lambda: pl.lit(True), "counted: successful, to production, finished", counted=True),
+)
+"""Why a deployment row counts (or not) as a production deployment; the table is the documentation."""
+
+
+def mapping_check(
+    deployments: pl.LazyFrame,
+    pull_requests: pl.LazyFrame,
+    incidents: pl.LazyFrame,
+    settings: DoraSettings = DoraSettings(),
+    commit_ranges: pl.LazyFrame | None = None,
+) -> dict[str, pl.LazyFrame]:
+    """How the data was read: 'deployments' (counted and why), 'incidents' (tied to which run and why), 'prs'."""
+    reason: pl.Expr | None = None
+    counted: pl.Expr | None = None
+    for rule in COUNTING_RULES:
+        condition = rule.holds().fill_null(False)
+        reason = (
+            pl.when(condition).then(pl.lit(rule.reason))
+            if reason is None
+            else reason.when(condition).then(pl.lit(rule.reason))
+        )  # type: ignore[attr-defined]
+        counted = (
+            pl.when(condition).then(pl.lit(rule.counted))
+            if counted is None
+            else counted.when(condition).then(pl.lit(rule.counted))
+        )  # type: ignore[attr-defined]
+    group = pl.col("pipeline_id") if "pipeline_id" in deployments.collect_schema() else pl.lit(None, pl.String)
+    rows = deployments.select(
+        "deployment_id",
+        pl.coalesce(group, pl.col("deployment_id")).alias("deployment_group"),
+        "team_id",
+        "service",
+        "repo",
+        "environment",
+        "status",
+        "finished_at",
+        "commit_sha",
+        counted.alias("counted"),  # type: ignore[union-attr]
+        reason.alias("reason"),  # type: ignore[union-attr]
+    ).sort("finished_at", "deployment_id", nulls_last=True)
+    tied = incident_deployments(incidents, deployments, settings).select("incident_id", "deployment_id")
+    finished = production_deployments(deployments).select(
+        "deployment_id", "deployment_group", pl.col("finished_at").alias("deployment_finished_at")
+    )
+    how = (
+        "the latest successful production deployment of its team finished before it opened (DevLake)"
+        if settings.incident_link == "devlake"
+        else "the deployment named on the incident"
+    )
+    linked = (
+        incidents.select("incident_id", "team_id", "opened_at", "resolved_at")
+        .join(tied, on="incident_id", how="left")
+        .join(finished, on="deployment_id", how="left")
+        .with_columns(
+            pl.when(pl.col("deployment_id").is_not_null())
+            .then(pl.lit(f"tied to {how}"))
+            .when(pl.lit(settings.incident_link == "devlake"))
+            .then(pl.lit("tied to none: no successful production deployment of its team finished before it opened"))
+            .otherwise(pl.lit("tied to none: it names no successful production deployment"))
+            .alias("reason")
+        )
+        .sort("opened_at", "incident_id")
+    )
+    link_words = {
+        "explicit": "named by the source (the DevLake preset resolves it from commits_diffs)",
+        "commit_range": "its merge commit is in the deployment's commit range",
+        "merge_commit": "its merge commit is the deployed commit",
+    }
+    prs = (
+        link_pull_requests_to_deployments(pull_requests, deployments, commit_ranges)
+        .join(pull_requests.select("pr_id", "title", "merged_at", "merge_commit_sha"), on="pr_id", how="left")
+        .join(finished, on="deployment_id", how="left")
+        .select(
+            "deployment_group",
+            "deployment_id",
+            "pr_id",
+            "title",
+            "merged_at",
+            "merge_commit_sha",
+            pl.col("deployment_link")
+            .replace_strict(link_words, default=None, return_dtype=pl.String)
+            .fill_null("no successful production deployment shipped it (yet), or it went out with the first one")
+            .alias("reason"),
+        )
+        .sort("deployment_group", "merged_at", "pr_id", nulls_last=True)
+    )
+    return {"deployments": rows, "incidents": linked, "prs": prs}
+
+
+def _group_of(deployments: pl.LazyFrame) -> pl.LazyFrame:
+    """deployment_id → deployment_group for every production row, and each group for itself."""
+    rows = production_deployments(deployments).select("deployment_id", "deployment_group")
+    groups = rows.select(pl.col("deployment_group").alias("deployment_id"), "deployment_group")
+    return pl.concat([rows, groups]).unique("deployment_id", keep="first", maintain_order=True)
 
 
 def _minutes(start: str, end: str) -> pl.Expr:
@@ -706,7 +1039,7 @@ def _bucket(measure: str, value: pl.Expr, *, inclusive: bool) -> pl.Expr:
 
 
 def _measure_row(frame: pl.LazyFrame, measure: str, settings: DoraSettings) -> pl.LazyFrame:
-    definitions = {b.bucket: b.definition for b in DORA_2023[measure]}
+    definitions = {b.bucket: b.definition for b in DORA_2023.get(measure, ())}
     return frame.select(
         pl.lit(measure).alias("measure"),
         pl.col("value").cast(pl.Float64),

@@ -261,6 +261,7 @@ ENTITIES: dict[str, Entity] = {
             "Deployments",
             (
                 _c("deployment_id", pl.String, required=True),
+                _c("pipeline_id", pl.String, description="the deployment run this row is one repo of; counted once"),
                 _c("service", pl.String),
                 _c("repo", pl.String),
                 _c("team_id", pl.String, references=("teams", "team_id")),

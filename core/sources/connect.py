@@ -16,9 +16,9 @@ SQLite files are read only from the folder named by ``THROUGHLINE_SQLITE_SOURCES
 default). An import from a connection is one atomic write recorded in the import history,
 exactly like a file, so it can be undone.
 
-The ``devlake`` preset maps an Apache DevLake database's domain tables (``pull_requests``,
-``pull_request_commits``, ``pull_request_comments``, ``cicd_deployment_commits``,
-``incidents``, ``issues``) onto pull requests, deployments, incidents, features and work items.
+The ``devlake`` preset (``core.sources.devlake``) maps an Apache DevLake database's domain tables
+onto pull requests, deployments, incidents, features, work items and teams, reading them through
+the same guarded ``read_query``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,13 @@ from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
 from core.access import Viewer, may_manage_connections
-from core.importing import values as v
 from core.importing.errors import ImportFailed
-from core.importing.formats.base import ROW, Mapped, people_from, with_rows
+from core.importing.formats.base import ROW, Mapped, with_rows
 from core.importing.history import ImportRecord, Progress, run_import
-from core.importing.options import ImportOptions, options_from_settings
+from core.importing.options import options_from_settings
 from core.importing.plan import ImportPlan, plan_frames
 from core.model.schema import ENTITIES
+from core.sources.devlake import devlake_frames
 from core.store.database import Store
 from core.store.workspace import read_secrets, write_secret
 
@@ -397,138 +397,6 @@ def _canonical(mapping: SourceMapping, frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.select(exprs)
     decimals = [n for n, t in frame.schema.items() if isinstance(t, pl.Decimal)]
     return frame.with_columns(pl.col(decimals).cast(pl.Float64)) if decimals else frame
-
-
-def devlake_frames(read: Callable[[str], pl.DataFrame], options: ImportOptions) -> Mapped:
-    """Throughline entities from an Apache DevLake database's domain tables."""
-    prs = read(_DEVLAKE_PULL_REQUESTS)
-    status = pl.col("status").cast(pl.String).str.to_lowercase()
-    agents = [a.casefold() for a in options.agent_logins]
-    author = pl.col("author_id").cast(pl.String)
-    pull_requests = with_rows(prs).select(
-        ROW,
-        pl.col("pr_id").cast(pl.String),
-        pl.coalesce(
-            pl.col("url").cast(pl.String).str.extract(r"https?://[^/]+/(.+?)/(?:pull|-/merge_requests)/", 1),
-            pl.col("repo_id").cast(pl.String),
-        ).alias("repo"),
-        pl.col("number").cast(pl.String),
-        pl.col("title").cast(pl.String),
-        pl.col("branch").cast(pl.String),
-        author.alias("author_id"),
-        pl.when(
-            author.str.ends_with("[bot]").fill_null(False) | author.str.to_lowercase().is_in(agents).fill_null(False)
-        )
-        .then(pl.lit("agent"))
-        .otherwise(pl.lit("human"))
-        .alias("author_kind"),
-        v.work_item_key(pl.col("title").cast(pl.String), pl.col("branch").cast(pl.String)).alias("work_item_key"),
-        pl.when(status.is_in(["merged", "closed"])).then(status).otherwise(pl.lit("open")).alias("state"),
-        "created_at",
-        "merged_at",
-        "first_commit_at",
-        "first_review_at",
-        pl.col("reviews").cast(pl.Int64),
-        pl.col("merge_commit_sha").cast(pl.String),
-    )
-    deployments = read(_DEVLAKE_DEPLOYMENTS)
-    result = pl.col("result").cast(pl.String).str.to_uppercase()
-    deployments = (
-        with_rows(deployments)
-        .filter(result.is_in(["SUCCESS", "FAILURE", "FAILED"]))
-        .select(
-            ROW,
-            pl.col("deployment_id").cast(pl.String),
-            pl.col("service").cast(pl.String),
-            pl.coalesce(
-                pl.col("repo").cast(pl.String).str.extract(r"https?://[^/]+/([^/]+/[^/.]+)", 1),
-                pl.col("repo").cast(pl.String),
-            ).alias("repo"),
-            pl.coalesce(pl.col("environment").cast(pl.String).str.to_lowercase(), pl.lit("production")).alias(
-                "environment"
-            ),
-            pl.when(result == "SUCCESS").then(pl.lit("success")).otherwise(pl.lit("failure")).alias("status"),
-            "started_at",
-            "finished_at",
-            pl.col("commit_sha").cast(pl.String),
-        )
-    )
-    incidents = with_rows(read(_DEVLAKE_INCIDENTS)).with_columns(pl.col("incident_id").cast(pl.String))
-    issues = with_rows(read(_DEVLAKE_ISSUES)).with_columns(
-        pl.col("type").cast(pl.String).str.to_uppercase().alias("type"),
-        pl.col("story_points").cast(pl.Float64, strict=False),
-    )
-    is_epic = pl.col("type") == "EPIC"
-    issue_status = pl.col("status").cast(pl.String).str.to_uppercase()
-    features = issues.filter(is_epic).select(
-        ROW,
-        pl.col("work_item_key").alias("feature_id"),
-        pl.col("title").alias("name"),
-        pl.when(issue_status == "DONE")
-        .then(pl.lit("delivered"))
-        .when(issue_status == "IN_PROGRESS")
-        .then(pl.lit("in_progress"))
-        .otherwise(pl.lit("planned"))
-        .alias("status"),
-        pl.when(issue_status == "DONE").then(pl.col("resolved_at")).alias("delivered_at"),
-    )
-    work_items = issues.filter(~is_epic).select(
-        ROW,
-        "work_item_key",
-        "title",
-        "feature_id",
-        pl.col("type").str.to_lowercase(),
-        "status",
-        "story_points",
-        "assignee_id",
-        "created_at",
-        "resolved_at",
-    )
-    placeholders = (
-        work_items.filter(pl.col("feature_id").is_not_null())
-        .join(features.select("feature_id"), on="feature_id", how="anti")
-        .group_by("feature_id")
-        .agg(pl.col(ROW).first())
-        .select(ROW, "feature_id", pl.col("feature_id").alias("name"), pl.lit("planned").alias("status"))
-    )
-    people = pl.concat([people_from(pull_requests, "author_id", "author_kind"), people_from(work_items, "assignee_id")])
-    people = people.unique("person_id", keep="first", maintain_order=True)
-    return Mapped(
-        {
-            "pull_requests": pull_requests,
-            "deployments": deployments,
-            "incidents": incidents,
-            "features": features,
-            "work_items": work_items,
-        },
-        fills={"people": people, "features": placeholders},
-    )
-
-
-_DEVLAKE_PULL_REQUESTS = """
-SELECT pr.id AS pr_id, pr.url AS url, pr.base_repo_id AS repo_id, pr.pull_request_key AS number, pr.title AS title,
-       pr.head_ref AS branch, pr.author_name AS author_id, pr.status AS status, pr.created_date AS created_at,
-       pr.merged_date AS merged_at, pr.merge_commit_sha AS merge_commit_sha,
-       (SELECT MIN(c.commit_authored_date) FROM pull_request_commits c
-        WHERE c.pull_request_id = pr.id) AS first_commit_at,
-       (SELECT MIN(m.created_date) FROM pull_request_comments m WHERE m.pull_request_id = pr.id) AS first_review_at,
-       (SELECT COUNT(*) FROM pull_request_comments m WHERE m.pull_request_id = pr.id) AS reviews
-FROM pull_requests pr
-"""
-_DEVLAKE_DEPLOYMENTS = """
-SELECT cicd_deployment_id AS deployment_id, MAX(name) AS service, MAX(repo_url) AS repo,
-       MAX(environment) AS environment, MAX(result) AS result, MIN(started_date) AS started_at,
-       MAX(finished_date) AS finished_at, MAX(commit_sha) AS commit_sha
-FROM cicd_deployment_commits GROUP BY cicd_deployment_id
-"""
-_DEVLAKE_INCIDENTS = """
-SELECT id AS incident_id, title AS title, created_date AS opened_at, resolution_date AS resolved_at FROM incidents
-"""
-_DEVLAKE_ISSUES = """
-SELECT issue_key AS work_item_key, title AS title, type AS type, status AS status, story_point AS story_points,
-       created_date AS created_at, resolution_date AS resolved_at, epic_key AS feature_id, assignee_name AS assignee_id
-FROM issues
-"""
 
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]
