@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import users
-from core.store import open_store
+from core.store import Store, open_store
 from core.workspace import Workspace
 from tests.apptest import APP
 
@@ -44,22 +44,64 @@ def test_a_fresh_empty_workspace_has_no_user_and_asks_for_the_first_admin(tmp_pa
     assert not users.has_users(store)
 
 
-def test_the_first_admin_is_created_in_the_browser_form(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("THROUGHLINE_HOME", str(tmp_path))
-    monkeypatch.setenv("THROUGHLINE_DEMO", "0")
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.text_input(key="first_admin.username").input("root")
+def _first_admin_form(at: AppTest, token: str, username: str = "root") -> AppTest:
+    at.text_input(key="first_admin.token").input(token)
+    at.text_input(key="first_admin.username").input(username)
     at.text_input(key="first_admin.name").input("Root Admin")
     at.text_input(key="first_admin.password").input(PASSWORD)
     at.text_input(key="first_admin.repeat").input(PASSWORD)
-    at.button[0].click().run()
+    return at.button[0].click().run()
+
+
+def test_the_first_admin_needs_the_setup_token_printed_on_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("THROUGHLINE_HOME", str(tmp_path))
+    monkeypatch.delenv("THROUGHLINE_DEMO", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    printed = capsys.readouterr().out
+    token = printed.split("(shown once):\n", 1)[1].split()[0]
+    _first_admin_form(at, "not-the-token", username="mallory")
+    assert [e.value for e in at.error] == [
+        "The setup token is wrong or was already used. Print a new one on the server with "
+        "`python -m core users setup-token`."
+    ]
+    store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
+    assert not users.has_users(store)
+    _first_admin_form(at, token)
     assert not at.exception
     assert [s.value for s in at.success] == ["Admin `root` created."]
+    assert not users.has_setup_token(store)
     at.button(key="first_admin.continue").click().run()
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     _attempt(at, "root", PASSWORD)
     assert not at.exception
     assert "Root Admin" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_a_setup_token_creates_one_admin_only_once(store: Store) -> None:
+    token = users.issue_setup_token(store)
+    with pytest.raises(users.UserError, match="at least 12 characters"):
+        users.create_first_admin(store, token, "root", "Root", "short")
+    assert users.has_setup_token(store)  # a refused form does not use the token up
+    users.create_first_admin(store, token, "root", "Root", PASSWORD)
+    assert [(u.username, u.role) for u in users.list_users(store)] == [("root", "admin")]
+    assert not users.has_setup_token(store)
+    with pytest.raises(users.UserError, match="already has users"):
+        users.create_first_admin(store, token, "eve", "Eve", PASSWORD)
+    with pytest.raises(users.UserError, match="already has users"):
+        users.issue_setup_token(store)
+
+
+def test_a_replaced_setup_token_no_longer_works(store: Store) -> None:
+    first = users.issue_setup_token(store)
+    second = users.issue_setup_token(store)
+    with pytest.raises(users.UserError, match="wrong or was already used"):
+        users.create_first_admin(store, first, "root", "Root", PASSWORD)
+    assert "setup_token" not in str(store.get_meta(users.SETUP_TOKEN_KEY))
+    assert store.get_meta(users.SETUP_TOKEN_KEY) != second  # only its hash is stored
+    users.create_first_admin(store, second, "root", "Root", PASSWORD)
+    assert users.has_users(store)
 
 
 def test_repeated_failures_lock_the_account_even_for_the_right_password(small_workspace: Workspace) -> None:
