@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core import users
 from core.store import Store, open_store
 from core.workspace import Workspace
-from tests.apptest import APP
+from tests.apptest import APP, run_main_script
 
 PASSWORD = "a long enough passphrase"
 
@@ -29,6 +29,7 @@ def small_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspac
 
 
 def _attempt(at: AppTest, username: str, password: str) -> AppTest:
+    run_main_script(at)
     at.text_input[0].input(username)
     at.text_input[1].input(password)
     return at.button[0].click().run()
@@ -135,6 +136,9 @@ def test_a_reset_password_must_be_changed_before_any_page(small_workspace: Works
     assert not at.exception
     assert not users.get_user(store, "bo").must_change_password
     assert users.check_password("my own new passphrase", users.credentials(store)["usernames"]["bo"]["password"])
+    assert at.sidebar.button(key="signout") and "Choose a new password" not in [t.value for t in at.title]
+    at.run()  # changing one's own password keeps this session
+    assert at.sidebar.button(key="signout") and not at.text_input
 
 
 def test_hostile_text_in_user_fields_is_stored_and_shown_as_plain_text(small_workspace: Workspace) -> None:
@@ -148,3 +152,73 @@ def test_hostile_text_in_user_fields_is_stored_and_shown_as_plain_text(small_wor
     store = open_store(small_workspace)
     assert users.get_user(store, "bobby").name == hostile
     assert hostile in at.dataframe[0].value["name"].to_list()
+
+
+def test_signing_out_shows_the_sign_in_form_without_an_error(small_workspace: Workspace) -> None:
+    at = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "ana", PASSWORD)
+    assert "Ana" in " ".join(m.value for m in at.sidebar.markdown)
+    at.sidebar.button(key="signout").click().run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert users.get_user(open_store(small_workspace), "ana").sessions_valid_after is not None
+
+
+def test_signing_out_or_a_password_reset_ends_the_other_open_sessions(small_workspace: Workspace) -> None:
+    store = open_store(small_workspace)
+    users.create_user(store, "bo", "Bo", "executive", PASSWORD)
+    first = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "ana", PASSWORD)
+    second = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "ana", PASSWORD)
+    bo = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "bo", PASSWORD)
+    for at in (first, second, bo):
+        assert not at.exception and at.sidebar.button(key="signout")
+    first.sidebar.button(key="signout").click().run()
+    second.run()  # the other session's next rerun
+    assert [t.label for t in second.text_input] == ["Username", "Password"]
+    assert [i.value for i in second.info] == [
+        "Your session ended (signed out elsewhere, or the password changed). Sign in again."
+    ]
+    bo.run()
+    assert "Bo" in " ".join(m.value for m in bo.sidebar.markdown)  # another user's session is untouched
+    users.set_password(store, "bo", "a reset one-time password", must_change=True, actor="ana")
+    bo.run()
+    assert [t.label for t in bo.text_input] == ["Username", "Password"]
+
+
+def test_demo_users_must_choose_a_new_password_at_first_sign_in(tmp_path: Path) -> None:
+    from core.bootstrap import seed_demo
+
+    (tmp_path / "snapshot").mkdir()
+    store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
+    logins = seed_demo(store, seed=3, scale=0.05)
+    assert sorted(login.username for login in logins) == ["admin", "delivery", "exec", "teamlead"]
+    assert [u.must_change_password for u in users.list_users(store)] == [True] * 4
+
+
+def test_init_empty_and_setup_token_print_a_token_for_the_first_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+
+    monkeypatch.setenv("THROUGHLINE_HOME", str(tmp_path))
+    monkeypatch.delenv("THROUGHLINE_DATABASE_URL", raising=False)
+    assert main(["init", "--empty"]) == 0
+    first = capsys.readouterr().out.split("(shown once):\n", 1)[1].split()[0]
+    assert main(["users", "setup-token"]) == 0
+    second = capsys.readouterr().out.split("(shown once):\n", 1)[1].split()[0]
+    store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
+    with pytest.raises(users.UserError, match="wrong or was already used"):
+        users.create_first_admin(store, first, "root", "Root", PASSWORD)
+    users.create_first_admin(store, second, "root", "Root", PASSWORD)
+    assert main(["users", "setup-token"]) == 1
+    assert "already has users" in capsys.readouterr().err
+
+
+def test_the_app_never_seeds_demo_users_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THROUGHLINE_HOME", str(tmp_path))
+    monkeypatch.delenv("THROUGHLINE_DEMO", raising=False)
+    monkeypatch.delenv("THROUGHLINE_DATABASE_URL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
+    assert store.get_meta("workspace_kind") is None
+    assert not users.has_users(store) and not (tmp_path / "demo-credentials.txt").exists()

@@ -147,7 +147,8 @@ def _sign_in_form(store: Store, authenticator: stauth.Authenticate) -> users.Use
     """Draw the sign-in form; on a submit that is accepted, the user (and the cookie is set)."""
     if st.session_state.pop(_ENDED, False):
         st.info("Your session ended (signed out elsewhere, or the password changed). Sign in again.")
-    with st.form("signin"):
+    slot = st.empty()
+    with slot.form("signin"):
         st.subheader("Sign in to Throughline")
         username = st.text_input("Username", autocomplete="off")
         password = st.text_input("Password", type="password", autocomplete="off")
@@ -161,6 +162,7 @@ def _sign_in_form(store: Store, authenticator: stauth.Authenticate) -> users.Use
         time.sleep(min(attempt.failures, 4) * 0.5)
         st.error(attempt.message)
         return None
+    slot.empty()
     _remember(attempt.user, utc_now())
     authenticator.cookie_controller.set_cookie()
     return attempt.user
