@@ -222,3 +222,42 @@ def test_the_app_never_seeds_demo_users_unless_asked(tmp_path: Path, monkeypatch
     store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
     assert store.get_meta("workspace_kind") is None
     assert not users.has_users(store) and not (tmp_path / "demo-credentials.txt").exists()
+
+
+HOSTILE_NAME = "![x](http://127.0.0.1:9/x.png)"
+
+
+def _markdown_sources(at: AppTest) -> list[str]:
+    """Every Markdown source the run sent to the browser: bodies, captions, headings, labels."""
+    kinds = ("markdown", "caption", "subheader", "title", "info", "warning", "success")
+    sources = [str(e.value) for kind in kinds for e in getattr(at, kind)]
+    sources += [m.label for m in at.metric] + [e.label for e in at.expander]
+    return sources
+
+
+def test_names_from_imported_data_are_shown_as_text_never_as_markdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.bootstrap import seed_demo
+
+    (tmp_path / "snapshot").mkdir()
+    store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
+    logins = {login.role: login for login in seed_demo(store, seed=7, scale=0.1, must_change_password=False)}
+    renamed = {
+        entity: store.read(entity).with_columns(pl.format(HOSTILE_NAME + " {}", pl.col(key)).alias("name"))
+        for entity, key in (("features", "feature_id"), ("metrics", "metric_id"), ("teams", "team_id"))
+    }
+    store.write(renamed, mode="upsert", source="test")
+    store.snapshot()
+    monkeypatch.setenv("THROUGHLINE_HOME", str(tmp_path))
+    monkeypatch.delenv("THROUGHLINE_DATABASE_URL", raising=False)
+    at = _attempt(AppTest.from_file(APP, default_timeout=120).run(), "admin", logins["admin"].password)
+    escaped = r"\!\[x\]\(http\://127\.0\.0\.1\:9/x\.png\)"
+    shown: list[str] = []
+    for page in ("home", "impact", "outcomes", "cost", "flags"):
+        at.switch_page(str(Path(APP).parent / "pages" / f"{page}.py")).run()
+        assert not at.exception, (page, at.exception)
+        sources = _markdown_sources(at)
+        assert not [s for s in sources if "![x](" in s], page  # no image a browser would fetch
+        shown += [s for s in sources if escaped in s]
+    assert len(shown) >= 3, shown  # the names are there, as literal text
