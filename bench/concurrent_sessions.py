@@ -47,6 +47,7 @@ class Tally:
     page_seconds: list[float] = field(default_factory=list)
     sign_in_seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    sign_in_retries: int = 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             tally = asyncio.run(drive(url, chromium, logins, args.sessions, args.seconds))
             elapsed = time.monotonic() - started
     print(report(tally, args.sessions, elapsed, args.scale))
+    print(f"  server log: {Path(tempfile.gettempdir()) / 'tl-concurrent-sessions.log'}")
     return 1 if tally.errors else 0
 
 
@@ -113,6 +115,7 @@ def streamlit_server(home: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+        shutil.copyfile(home / "streamlit.log", Path(tempfile.gettempdir()) / "tl-concurrent-sessions.log")
 
 
 async def drive(url: str, chromium: str, logins: list[tuple[str, str, str]], sessions: int, seconds: float) -> Tally:
@@ -134,6 +137,8 @@ async def session(
     browser: Any, url: str, login: tuple[str, str, str], number: int, stop_at: float, tally: Tally
 ) -> None:
     """One visitor: sign in, then open the role's pages in turn until ``stop_at``."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     username, password, role = login
     team = next((team for name, _, _, team in DEMO_USERS if name == username), None)
     titles = [p.title for p in access.pages_for(Viewer(username, username, role, team)) if p.page_id != "home"]
@@ -141,15 +146,22 @@ async def session(
     page = await context.new_page()
     try:
         started = time.monotonic()
-        await page.goto(url, timeout=120_000)
-        await page.get_by_role("textbox", name="Username").wait_for(timeout=120_000)
-        await page.wait_for_selector(IDLE, timeout=120_000)
+        await page.goto(url, timeout=300_000)
+        await page.get_by_role("textbox", name="Username").wait_for(timeout=300_000)
+        await page.wait_for_selector(IDLE, timeout=300_000)
         await page.wait_for_timeout(1_500)  # the cookie component's own rerun, as a person would wait
-        await page.get_by_role("textbox", name="Username").fill(username)
-        await page.get_by_role("textbox", name="Password").fill(password)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.get_by_text("Viewing as").first.wait_for(timeout=120_000)
-        await page.wait_for_selector(IDLE, timeout=120_000)
+        for attempt in range(5):  # typing lost to the cookie component's late rerun: type again, as a person would
+            await page.get_by_role("textbox", name="Username").fill(username)
+            await page.get_by_role("textbox", name="Password").fill(password)
+            await page.get_by_role("button", name="Sign in").click()
+            try:
+                await page.get_by_text("Viewing as").first.wait_for(timeout=30_000 if attempt < 4 else 300_000)
+                break
+            except PlaywrightTimeout:
+                if await page.get_by_text("incorrect").count() or await page.get_by_text("Too many").count():
+                    raise
+                tally.sign_in_retries += 1
+        await page.wait_for_selector(IDLE, timeout=300_000)
         tally.sign_in_seconds.append(time.monotonic() - started)
         await page.wait_for_timeout(1_000)
         visit = 0
@@ -157,14 +169,15 @@ async def session(
             title = titles[visit % len(titles)]
             visit += 1
             clicked = time.monotonic()
-            await page.get_by_role("link", name=title).first.click(timeout=120_000)
-            await page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
-            await page.wait_for_selector(IDLE, timeout=120_000)
+            await page.get_by_role("link", name=title).first.click(timeout=300_000)
+            await page.get_by_role("heading", name=title).first.wait_for(timeout=300_000)
+            await page.wait_for_selector(IDLE, timeout=300_000)
             tally.page_seconds.append(time.monotonic() - clicked)
             if await page.get_by_text(APP_ERROR).count() or await page.locator("[data-testid='stException']").count():
                 tally.errors.append(f"session {number} ({username}) page {title}: the app showed an error")
     except Exception as error:  # a bench reports every failure and goes on with the other sessions
-        tally.errors.append(f"session {number} ({username}): {type(error).__name__}: {str(error)[:200]}")
+        shown = " ".join((await page.inner_text("body", timeout=5_000)).split())[:300]
+        tally.errors.append(f"session {number} ({username}): {type(error).__name__}; the page showed: {shown}")
     finally:
         await context.close()
 
@@ -176,6 +189,7 @@ def report(tally: Tally, sessions: int, elapsed: float, scale: float) -> str:
         if values:
             p50, p95 = _percentile(values, 50), _percentile(values, 95)
             lines.append(f"  {label} times: n={len(values)} p50={p50:.2f} s p95={p95:.2f} s max={max(values):.2f} s")
+    lines.append(f"  sign-ins typed again after a lost submit: {tally.sign_in_retries}")
     lines.append(f"  errors: {len(tally.errors)}")
     lines += [f"    {error}" for error in tally.errors[:20]]
     return "\n".join(lines)
