@@ -9,6 +9,7 @@ import streamlit as st
 from core import access, users
 from core.users import ROLE_LABELS
 from ui import session
+from ui.widgets import plain
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
@@ -18,8 +19,12 @@ st.set_page_config(page_title="Throughline", page_icon=":material/timeline:", la
 def _first_admin() -> None:
     store = session.current_store()
     st.title("Welcome to Throughline")
-    st.write("This workspace has no users yet. Create the first admin account to continue.")
+    st.write(
+        "This workspace has no users yet. Create the first admin with the one-time setup token printed on the"
+        " server by `python -m core init --empty` (or print a new one with `python -m core users setup-token`)."
+    )
     with st.form("first_admin"):
+        token = st.text_input("Setup token", type="password", key="first_admin.token")
         username = st.text_input("Username", key="first_admin.username")
         name = st.text_input("Full name", key="first_admin.name")
         password = st.text_input("Password", type="password", key="first_admin.password")
@@ -30,7 +35,7 @@ def _first_admin() -> None:
             st.error("The two passwords differ.")
             return
         try:
-            users.create_user(store, username, name or username, "admin", password, actor="first-run")
+            users.create_first_admin(store, token, username, name or username, password)
         except users.UserError as error:
             st.error(str(error))
             return
@@ -42,7 +47,7 @@ def _change_password() -> None:
     store = session.current_store()
     current = session.viewer()
     st.title("Choose a new password")
-    st.write("Your password was set by an admin; choose your own before continuing.")
+    st.write("Your password was set for you (by an admin, or for the demo); choose your own before continuing.")
     with st.form("change_password"):
         password = st.text_input("New password", type="password", key="change_password.new")
         repeat = st.text_input("Repeat new password", type="password", key="change_password.repeat")
@@ -52,10 +57,13 @@ def _change_password() -> None:
             st.error("The two passwords differ.")
             return
         try:
-            users.set_password(store, current.username, password, must_change=False, actor=current.username)
+            changed_at = users.set_password(
+                store, current.username, password, must_change=False, actor=current.username
+            )
         except users.UserError as error:
             st.error(str(error))
             return
+        session.keep_session_after_own_password_change(changed_at)
         st.session_state["tl.must_change_password"] = False
         st.rerun()
 
@@ -71,7 +79,7 @@ def main() -> None:
         return
     with st.sidebar:
         team = f" · {viewer.team_id}" if viewer.team_id else ""
-        st.markdown(f"**{viewer.name}**  \n{ROLE_LABELS.get(viewer.role, viewer.role)}{team}")
+        st.markdown(f"**{plain(viewer.name)}**  \n{ROLE_LABELS.get(viewer.role, viewer.role)}{plain(team)}")
         session.sign_out_button(store)
     if st.session_state.get("tl.must_change_password"):
         st.navigation([st.Page(_change_password, title="New password", url_path="password")], position="hidden").run()

@@ -27,8 +27,11 @@ class DemoLogin:
     password: str
 
 
-def seed_demo(store: Store, seed: int = 7, scale: float = 1.0) -> list[DemoLogin]:
-    """Fill ``store`` with the demo organisation and create one user per role with random passwords."""
+def seed_demo(store: Store, seed: int = 7, scale: float = 1.0, must_change_password: bool = True) -> list[DemoLogin]:
+    """Fill ``store`` with the demo organisation and one user per role with random passwords to change at first sign-in.
+
+    ``must_change_password=False`` is for test fixtures that sign in many times with the printed passwords.
+    """
     from demo import generate_demo
 
     demo = generate_demo(seed=seed, scale=scale)
@@ -40,17 +43,47 @@ def seed_demo(store: Store, seed: int = 7, scale: float = 1.0) -> list[DemoLogin
     for username, name, role, team in DEMO_USERS:
         team_id = team if team in team_ids else (sorted(team_ids)[0] if role == "team_lead" else None)
         password = users.generate_password()
-        users.create_user(store, username, name, role, password, team_id=team_id, actor="demo-seed")
+        users.create_user(
+            store,
+            username,
+            name,
+            role,
+            password,
+            team_id=team_id,
+            must_change_password=must_change_password,
+            actor="demo-seed",
+        )
         logins.append(DemoLogin(username, role, password))
     write_demo_credentials(store.workspace.home, logins)
     store.audit("workspace.init", "demo-seed", f"demo organisation seed={seed} scale={scale}")
     return logins
 
 
-def init_empty(store: Store) -> None:
-    """Mark ``store`` as a real (non-demo) workspace; the first admin is created next."""
+def init_empty(store: Store) -> str:
+    """Mark ``store`` as a real (non-demo) workspace; returns the one-time setup token for its first admin."""
     store.set_meta("workspace_kind", "empty")
     store.audit("workspace.init", None, "empty workspace")
+    return users.issue_setup_token(store)
+
+
+def first_admin_message(store: Store) -> str:
+    """What the server console says on a workspace with no users: a setup token for the first admin."""
+    if users.has_setup_token(store):
+        return (
+            "This workspace has no users yet: create the first admin in the browser with the setup token printed"
+            " earlier, or print a new one with `python -m core users setup-token`."
+        )
+    token = users.issue_setup_token(store)
+    return setup_token_message(token)
+
+
+def setup_token_message(token: str) -> str:
+    """How to use a freshly issued setup token (shown once, only on the server's console)."""
+    return (
+        "Create the first admin in the browser with this one-time setup token (shown once):\n"
+        f"  {token}\n"
+        "or on the command line: python -m core users add NAME --role admin"
+    )
 
 
 def write_demo_credentials(home: Path, logins: list[DemoLogin]) -> Path:
@@ -74,13 +107,14 @@ def sign_in_message(store: Store, logins: list[DemoLogin] | None = None) -> str:
         )
         return (
             "Throughline demo workspace created. Sign in at http://localhost:8501 with one of:\n"
-            f"{rows}\n(These passwords are shown once; they are also saved, owner-only, in {path})"
+            f"{rows}\n(These passwords are shown once; they are also saved, owner-only, in {path}."
+            " Each user chooses a new password at first sign-in.)"
         )
     if path.exists():
         return f"Sign in with the demo users listed in {path} (owner-only file)."
     if not users.has_users(store):
         return (
-            "This workspace has no users yet: open the app to create the first admin,"
-            " or run `python -m core users add NAME --role admin`."
+            "This workspace has no users yet: print a setup token with `python -m core users setup-token` and"
+            " create the first admin in the browser, or run `python -m core users add NAME --role admin`."
         )
     return "Sign in with your Throughline user."

@@ -16,7 +16,7 @@ from core.cli import export
 from core.costs import ALL, RULE_LABELS, RULES, SOURCE_LABELS, CostSettings
 from ui import caches
 from ui.data import PageData, page_data
-from ui.widgets import figure_builder, page_header, table, team_labels
+from ui.widgets import figure_builder, page_header, plain, table, team_labels
 
 PAGE = "cost"
 
@@ -148,7 +148,7 @@ def amount(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} {money}"
 
 
-st.subheader(f"{period.label} · {scope_name}")
+st.subheader(f"{period.label} · {plain(scope_name)}")
 coverage, median, mean, total = st.columns(4)
 coverage.metric(
     "Attribution coverage",
@@ -268,7 +268,7 @@ if chosen is not None:
             f"cost ({money})": [row[f"cost_{s}"] for s in SOURCE_LABELS],
         }
     )
-    st.markdown(f"**{labels[chosen]}** — {amount(row['cost'])} up to the end of {period.label}, by source:")
+    st.markdown(f"**{plain(labels[chosen])}** — {amount(row['cost'])} up to the end of {period.label}, by source:")
     st.dataframe(
         split,
         hide_index=True,
@@ -374,7 +374,7 @@ with trend_left:
     st.markdown("**By team (all sources)**")
     st.plotly_chart(team_trend_figure(by_team, money, team_names), key=f"{PAGE}.scopes")
 with trend_right:
-    st.markdown(f"**By source ({scope_name})**")
+    st.markdown(f"**By source ({plain(scope_name)})**")
     st.plotly_chart(source_trend_figure(source_trend, money), key=f"{PAGE}.trend_sources")
 st.caption(
     "A feature counts in the quarter it was delivered, with every cost attributed to it up to that quarter's end."

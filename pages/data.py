@@ -42,7 +42,7 @@ from ui.data_import import (
     upload_options,
     with_password,
 )
-from ui.widgets import page_header, table
+from ui.widgets import page_header, plain, table
 
 PAGE = "data"
 NEW_CONNECTION = "+ New connection"
@@ -171,7 +171,7 @@ def render_import_settings() -> None:
 
 def show_recognition(recognition: Recognition) -> None:
     """Which format the file was recognised as (confidence, alternatives), the sheet picker and a preview."""
-    st.subheader(recognition.filename)
+    st.subheader(plain(recognition.filename))
     read = recognition.kind.upper() + (f", {recognition.encoding}" if recognition.encoding else "")
     if recognition.delimiter:
         read += f", separated by `{'tab' if recognition.delimiter == chr(9) else recognition.delimiter}`"

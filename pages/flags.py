@@ -17,7 +17,7 @@ from core.flags import DETECTORS, FLAG_DEFAULTS_TEXT, FlagSettings, apply_acknow
 from core.flags.acknowledgements import MAX_COMMENT_CHARS
 from ui import caches
 from ui.data import page_data
-from ui.widgets import figure_builder, page_header, table, team_labels
+from ui.widgets import figure_builder, page_header, plain, table, team_labels
 
 PAGE = "flags"
 SEVERITY_ICONS = {"high": ":red-badge[High]", "medium": ":orange-badge[Medium]", "low": ":gray-badge[Low]"}
@@ -123,16 +123,17 @@ def flag_card(flag: dict[str, object]) -> None:
     with st.container(border=True, key=f"{PAGE}.flag.{key}"):
         acked = ":blue-badge[:material/check: Acknowledged]" if flag["acknowledged"] else ""
         st.markdown(
-            f"#### {DETECTORS[str(flag['detector'])]} · {subject(flag)}\n"
+            f"#### {DETECTORS[str(flag['detector'])]} · {plain(subject(flag))}\n"
             f"{SEVERITY_ICONS[str(flag['severity'])]} {acked} detected {flag['detected_at']:%d %b %Y} · window "
             f"{flag['window_start']:%d %b %Y} – {flag['window_end']:%d %b %Y}"
         )
-        st.markdown(str(flag["explanation"]))
-        st.markdown(f":material/visibility: **Outcome to watch.** {flag['suggestion']}")
+        st.markdown(plain(flag["explanation"]))
+        st.markdown(f":material/visibility: **Outcome to watch.** {plain(flag['suggestion'])}")
         if flag["acknowledged"]:
             st.info(
-                f"Acknowledged by **{flag['acknowledged_by']}** on {flag['acknowledged_at']:%d %b %Y %H:%M} UTC: "
-                f"{flag['comment'] or '(no comment)'}",
+                f"Acknowledged by **{plain(flag['acknowledged_by'])}** "
+                f"on {flag['acknowledged_at']:%d %b %Y %H:%M} UTC: "
+                f"{plain(flag['comment'] or '(no comment)')}",
                 icon=":material/check_circle:",
             )
         left, right = st.columns([1, 1])

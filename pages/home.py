@@ -9,7 +9,7 @@ from core import access, costs, overview
 from core.delivery.throughput import throughput_series
 from ui import caches
 from ui.data import page_data
-from ui.widgets import page_header, table
+from ui.widgets import page_header, plain, table
 
 PAGE = "home"
 data = page_data()
@@ -39,7 +39,7 @@ for row_start in range(0, progress.height, 4):
             full_unit = f" {metric['unit']}" if metric["unit"] else ""
             target = "no target" if metric["target"] is None else f"target {_number(metric['target'])}{full_unit}"
             st.metric(
-                metric["name"],
+                plain(metric["name"]),
                 current,
                 delta=None if metric["progress"] is None else f"{metric['progress']:.0%} of the way",
                 delta_color="off",

@@ -12,7 +12,7 @@ from core import access
 from core.access import Viewer
 from ui import caches
 from ui.data import PageData, page_data
-from ui.widgets import page_header, table
+from ui.widgets import page_header, plain, table
 
 PAGE = "impact"
 VERDICTS = ("confirmed", "refuted", "inconclusive", "pending", "confounded")
@@ -182,8 +182,11 @@ lag_days = (
 )
 effect_start = row["delivered_on"] + timedelta(days=int(lag_days.item()) if lag_days.height else 0)
 colour = VERDICT_COLOURS[row["verdict"]]
-st.markdown(f"**{row['feature_name']}** ({feature_id}, team {row['team_id']}): :{colour}-badge[{row['verdict']}]")
-st.write(row["explanation"])
+st.markdown(
+    f"**{plain(row['feature_name'])}** ({plain(feature_id)}, team {plain(row['team_id'])}): "
+    f":{colour}-badge[{row['verdict']}]"
+)
+st.markdown(plain(row["explanation"]))
 cells = st.columns(4)
 cells[0].metric("Predicted", row["predicted"], help="The hypothesis's predicted change, locked at delivery.")
 cells[1].metric(
@@ -196,7 +199,7 @@ cells[3].metric("Judged on", f"{row['judge_on']:%-d %b %Y}", help="The last day 
 if row["confounded_with"]:
     others = verdicts.filter(pl.col("feature_id").is_in(row["confounded_by"]))
     names = ", ".join(f"{f} ({n})" for f, n in others.select("feature_id", "feature_name").iter_rows())
-    st.warning(f"Confounded with {names or row['confounded_with']}: {row['explanation']}")
+    st.warning(f"Confounded with {plain(names or row['confounded_with'])}: {plain(row['explanation'])}")
 
 series = caches.fitted_series(data, feature_id)
 if series.height == 0:

@@ -11,7 +11,7 @@ from core.access import Viewer
 from core.outcomes import progress as outcomes
 from ui import caches
 from ui.data import PageData, page_data
-from ui.widgets import figure_builder, page_header, table
+from ui.widgets import figure_builder, page_header, plain, table
 
 PAGE = "outcomes"
 STATUS_COLOURS = {
@@ -168,7 +168,7 @@ table(
 for index, outcome in enumerate(summary.iter_rows(named=True)):
     metric_id, unit = outcome["metric_id"], outcome["unit"] or ""
     colour = STATUS_COLOURS.get(outcome["status"], "gray")
-    with st.expander(f"{outcome['name']} · {outcome['status']}", expanded=index == 0):
+    with st.expander(f"{plain(outcome['name'])} · {outcome['status']}", expanded=index == 0):
         progress_text = (
             "" if outcome["progress"] is None else f" · {round(outcome['progress'] * 100):d}% of the way to target"
         )
@@ -201,7 +201,7 @@ for index, outcome in enumerate(summary.iter_rows(named=True)):
             continue
         still_open = under.filter(pl.col("is_open")).select("feature_id", "feature_name").unique().sort("feature_id")
         capabilities = _plural(under["capability_id"].drop_nulls().n_unique(), "capability", "capabilities")
-        open_list = ", ".join(f"{f} {n}" for f, n in still_open.iter_rows())
+        open_list = ", ".join(f"{plain(f)} {plain(n)}" for f, n in still_open.iter_rows())
         st.markdown(
             f"**{_plural(under['feature_id'].n_unique(), 'feature', 'features')}** under {capabilities}; "
             f"**{still_open.height} still open**" + (f": {open_list}" if open_list else ".")

@@ -24,6 +24,18 @@ def signed_in(demo: dict[str, object], role: str, monkeypatch: object) -> AppTes
     return at
 
 
+def run_main_script(at: AppTest) -> AppTest:
+    """Make every later run of ``at`` start at app.py, as a served app does on every rerun.
+
+    AppTest re-derives "uses a pages/ directory" on each run and then runs the last page's file on
+    its own, skipping app.py (the sign-in and session checks); a real server runs app.py each time.
+    """
+    from streamlit.util import calc_hash
+
+    at._page_hash = calc_hash(at._script_path)
+    return at
+
+
 def rendered_text(at: AppTest) -> str:
     """Every piece of text, table cell, metric and chart payload the run produced, as one string."""
     parts: list[str] = []

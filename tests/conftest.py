@@ -76,7 +76,7 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object
     workspace = Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}")
     (home / "snapshot").mkdir(exist_ok=True)
     store = open_store(workspace)
-    logins = seed_demo(store, seed=7, scale=DEMO_TEST_SCALE)
+    logins = seed_demo(store, seed=7, scale=DEMO_TEST_SCALE, must_change_password=False)
     store.snapshot()
     store.engine.dispose()
     return {"home": home, "logins": {login.role: login for login in logins}}

@@ -47,7 +47,7 @@ def data_workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object
     home = tmp_path_factory.mktemp("data-page")
     (home / "snapshot").mkdir()
     store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
-    logins = seed_demo(store, seed=11, scale=0.1)
+    logins = seed_demo(store, seed=11, scale=0.1, must_change_password=False)
     store.snapshot()
     store.engine.dispose()
     return {"home": home, "logins": {login.role: login for login in logins}}

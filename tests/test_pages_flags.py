@@ -18,6 +18,7 @@ from core.store import settings
 from core.store.database import open_store
 from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
+from ui.widgets import plain
 
 PAGE = "pages/flags.py"
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
@@ -130,6 +131,6 @@ def test_acknowledging_through_the_page_keeps_who_when_and_the_comment(
     assert row["comment"] == comment and row["acknowledged_at"] is not None
     assert audit.height >= 1
     text = rendered_text(at)
-    assert "Acknowledged by" in text and comment in text
+    assert "Acknowledged by" in text and plain(comment) in text  # shown as text, its Markdown escaped
     at.toggle(key="flags.hide_acknowledged").set_value(True).run()
     assert len(_cards(at)) == min(engine_flags.height - 1, 20)

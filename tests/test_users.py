@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import bcrypt
 import pytest
 import sqlalchemy as sa
 
@@ -91,3 +95,130 @@ def test_names_with_sql_metacharacters_are_stored_as_text(store: Store) -> None:
     users.create_user(store, "bobby", name, "executive", "a long enough password")
     assert users.get_user(store, "bobby").name == name.strip()
     assert users.has_users(store)
+
+
+RIGHT = "a long enough password"
+WRONG = "not the right password"
+
+
+def _hammer(store: Store, passwords: list[str], guard: users.SignInGuard) -> list[users.SignIn]:
+    """Every password tried at once for `ana`, one thread each, released together."""
+    barrier = threading.Barrier(len(passwords))
+
+    def attempt(password: str) -> users.SignIn:
+        barrier.wait()
+        return users.attempt_sign_in(store, "ana", password, guard, "10.0.0.1")
+
+    with ThreadPoolExecutor(max_workers=len(passwords)) as pool:
+        return list(pool.map(attempt, passwords))
+
+
+def test_concurrent_failures_are_all_counted_and_a_right_password_checked_before_the_lock_is_refused(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users.create_user(store, "ana", "Ana", "executive", RIGHT)
+    real_check = users.check_password
+
+    def slow_right_check(password: str, password_hash: str) -> bool:
+        matched = real_check(password, password_hash)
+        if password == RIGHT:  # the right password was read and checked; commit only once the lock has landed
+            deadline = time.monotonic() + 60
+            while users.get_user(store, "ana").failed_logins < users.LOCK_AFTER_FAILURES:
+                assert time.monotonic() < deadline, "the wrong passwords never locked the account"
+                time.sleep(0.01)
+        return matched
+
+    monkeypatch.setattr(users, "check_password", slow_right_check)
+    results = _hammer(store, [WRONG] * 20 + [RIGHT], users.SignInGuard(per_minute=1_000))
+    assert [r.user for r in results] == [None] * 21
+    assert results[-1].message == users.LOCKED
+    ana = users.get_user(store, "ana")
+    assert ana.failed_logins == 20 and ana.is_locked()
+    assert sorted(r.failures for r in results[:20]) == list(range(1, 21))
+
+
+def test_twenty_wrong_and_one_right_at_once_count_every_failure_exactly_once(store: Store) -> None:
+    users.create_user(store, "ana", "Ana", "executive", RIGHT)
+    results = _hammer(store, [WRONG] * 20 + [RIGHT], users.SignInGuard(per_minute=1_000))
+    counted = sorted(r.failures for r in results[:20])
+    final = users.get_user(store, "ana").failed_logins
+    if results[-1].user is None:  # refused: it came after the fifth failure
+        assert results[-1].message == users.LOCKED
+        assert counted == list(range(1, 21)) and final == 20
+    else:  # accepted before the lock: it reset the count once, fewer than five failures before it
+        before = 20 - final
+        assert before < users.LOCK_AFTER_FAILURES
+        assert counted == sorted([*range(1, before + 1), *range(1, final + 1)])
+
+
+def test_a_locked_account_refuses_the_right_password_and_an_expired_lock_restarts_the_count(store: Store) -> None:
+    users.create_user(store, "ana", "Ana", "executive", RIGHT)
+    guard = users.SignInGuard()
+    answers = [users.attempt_sign_in(store, "ana", WRONG, guard, "a").message for _ in range(5)]
+    assert answers == [users.INCORRECT] * 4 + [users.LOCKED]
+    refused = users.attempt_sign_in(store, "ana", RIGHT, guard, "a")
+    assert refused.user is None and refused.message == users.LOCKED
+    assert users.get_user(store, "ana").failed_logins == 5  # the right password is not a failure
+    with store.engine.begin() as conn:
+        conn.execute(users_table.update().values(locked_until=utc_now() - timedelta(seconds=1)))
+    again = users.attempt_sign_in(store, "ana", WRONG, guard, "a")
+    assert (again.failures, again.message) == (1, users.INCORRECT)
+    assert users.get_user(store, "ana").locked_until is None
+    assert users.attempt_sign_in(store, "ana", RIGHT, guard, "a").user.username == "ana"
+    assert users.get_user(store, "ana").failed_logins == 0
+
+
+def test_real_and_unknown_usernames_cost_one_bcrypt_check_and_get_the_same_answers(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users.create_user(store, "ana", "Ana", "executive", RIGHT)
+    users.create_user(store, "bo", "Bo", "executive", RIGHT)
+    users.set_disabled(store, "bo", True)
+    assert users._dummy_hash()[:7] == "$2b$12$"  # the same cost factor as real hashes
+    checks: list[str] = []
+    real_checkpw = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, hashed: checks.append(pw) or real_checkpw(pw, hashed))
+    guard = users.SignInGuard()
+
+    def answers(username: str) -> list[tuple[str, int]]:
+        before = len(checks)
+        out = [users.attempt_sign_in(store, username, WRONG, guard, "b") for _ in range(6)]
+        assert len(checks) - before == 6  # one bcrypt check per attempt, real account or not
+        return [(a.message, a.failures) for a in out]
+
+    expected = [(users.INCORRECT, n) for n in range(1, 5)] + [(users.LOCKED, 5), (users.LOCKED, 6)]
+    assert answers("ana") == expected
+    assert answers("nobody") == expected
+    assert answers("bo") == expected  # a disabled account answers as if it did not exist
+    checks.clear()
+    assert users.attempt_sign_in(store, "bo", RIGHT, guard, "b").message == users.LOCKED
+    assert len(checks) == 1
+
+
+def test_an_address_with_too_many_failures_waits_a_minute(store: Store) -> None:
+    users.create_user(store, "ana", "Ana", "executive", RIGHT)
+    guard = users.SignInGuard(per_minute=3)
+    for name in ("x1", "x2", "ana"):
+        assert users.attempt_sign_in(store, name, WRONG, guard, "10.0.0.9").message == users.INCORRECT
+    throttled = users.attempt_sign_in(store, "ana", RIGHT, guard, "10.0.0.9")
+    assert throttled.user is None and throttled.message == users.THROTTLED
+    assert users.attempt_sign_in(store, "ana", RIGHT, guard, "10.0.0.10").user is not None  # another address
+    assert not guard.address_blocked("10.0.0.9", utc_now() + timedelta(seconds=61))
+
+
+def test_unknown_name_lock_state_is_bounded_in_memory() -> None:
+    guard = users.SignInGuard(max_entries=2)
+    now = utc_now()
+    for name in ("a", "b", "c"):
+        guard.fail_unknown(name, now)
+    assert guard.fail_unknown("a", now) == (1, None)  # "a" was dropped as the oldest, so counting restarts
+    assert guard.fail_unknown("c", now) == (2, None)
+
+
+def test_a_password_change_ends_sessions_begun_before_it(store: Store) -> None:
+    users.create_user(store, "ana", "Ana", "executive", RIGHT)
+    began = utc_now()
+    changed = users.set_password(store, "ana", "another long password", actor="ana")
+    ana = users.get_user(store, "ana")
+    assert not users.session_is_valid(ana, began)
+    assert users.session_is_valid(ana, changed)  # the session that changed it carries on

@@ -1,9 +1,9 @@
-"""The signed-in session: the workspace store, sign-in through streamlit-authenticator, the viewer.
+"""The signed-in session: the workspace store, sign-in, the viewer, and the checks every rerun makes.
 
-Users live in the workspace database; streamlit-authenticator renders the form, checks the
-bcrypt hash and sets the cookie. Around it this module adds what a pilot needs: lock-out after
-repeated failures (slowed first), server-side sign-out (a copied cookie stops working), disabled
-accounts and the forced password change after a reset.
+Users live in the workspace database. ``core.users.attempt_sign_in`` checks the password and the
+lock-out in the database; streamlit-authenticator only keeps the sign-in cookie. Every rerun
+checks the session is still valid (user exists and is enabled, not signed out elsewhere, password
+unchanged since the session began), so signing out or a password reset ends every open session.
 """
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ from pathlib import Path
 import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
-from streamlit_authenticator.utilities import LoginError
 
 from core import bootstrap, derived, users
 from core.access import Viewer
-from core.store.database import Store, open_store
+from core.store.database import Store, open_store, utc_now
 from core.store.workspace import Workspace, cookie_key, workspace_from_env
 
 COOKIE_NAME = "throughline_session"
 COOKIE_EXPIRY_DAYS = 1.0
 _VIEWER = "tl.viewer"
-_SIGNED_IN_AUDITED = "tl.signin_audited"
+_SIGNED_IN_AT = "tl.signed_in_at"
+_DELETE_COOKIE = "tl.delete_cookie"
+_ENDED = "tl.session_ended"
+_LOCAL_ADDRESS = "local"
 
 
 def current_store() -> Store:
-    """The store of the workspace named by the environment (seeded with the demo on first run)."""
+    """The store of the workspace named by the environment (the demo seeded only when THROUGHLINE_DEMO=1)."""
     workspace = workspace_from_env()
     return _store(workspace.home.as_posix(), workspace.database_url)
 
@@ -38,13 +40,21 @@ def current_store() -> Store:
 @st.cache_resource(show_spinner="Preparing the workspace ...")
 def _store(home: str, database_url: str) -> Store:
     store = open_store(Workspace(home=Path(home), database_url=database_url))
-    if store.get_meta("workspace_kind") is None and os.environ.get("THROUGHLINE_DEMO", "1") != "0":
+    if store.get_meta("workspace_kind") is None and os.environ.get("THROUGHLINE_DEMO") == "1":
         logins = bootstrap.seed_demo(store)
         print(bootstrap.sign_in_message(store, logins), flush=True)
+    elif not users.has_users(store):
+        print(bootstrap.first_admin_message(store), flush=True)
     store.after_write = derived.keep_results_in_background
     if store.is_initialised() and store.data_version() > 0:
         derived.keep_results_in_background(store)
     return store
+
+
+@st.cache_resource
+def _guard(home: str) -> users.SignInGuard:
+    """The sign-in limits of this server process for the workspace at ``home``."""
+    return users.SignInGuard()
 
 
 def viewer() -> Viewer:
@@ -53,46 +63,22 @@ def viewer() -> Viewer:
 
 
 def sign_in(store: Store) -> Viewer | None:
-    """Render the sign-in form when needed; the signed-in viewer, or None while signed out."""
-    credentials = users.credentials(store)
-    before = {name: data["failed_login_attempts"] for name, data in credentials["usernames"].items()}
-    _refuse_revoked_cookie(store)
+    """Check the session, or draw the sign-in form; the signed-in viewer, or None while signed out."""
     authenticator = stauth.Authenticate(
-        credentials,
+        {"usernames": {}},
         cookie_name=COOKIE_NAME,
         cookie_key=cookie_key(store.workspace),
         cookie_expiry_days=COOKIE_EXPIRY_DAYS,
         auto_hash=False,
-        login_sleep_time=0,
     )
     st.session_state["tl.authenticator"] = authenticator
-    try:
-        authenticator.login(
-            location="main",
-            max_login_attempts=users.LOCK_AFTER_FAILURES,
-            fields={"Form name": "Sign in to Throughline", "Login": "Sign in"},
-            key="signin",
-        )
-    except LoginError:
-        st.error(
-            f"This account is locked after {users.LOCK_AFTER_FAILURES} failed sign-ins. "
-            f"Try again in {users.LOCK_MINUTES} minutes or ask an admin to reset the password."
-        )
+    if st.session_state.pop(_DELETE_COOKIE, False):
+        authenticator.cookie_controller.delete_cookie()
+    user = _signed_in_user(store)
+    if user is None:
+        user = _resume_from_cookie(store) or _sign_in_form(store, authenticator)
+    if user is None:
         return None
-    status = st.session_state.get("authentication_status")
-    if status is False:
-        _record_failure(store, credentials, before)
-        return None
-    if not status:
-        return None
-    user = users.get_user(store, st.session_state["username"])
-    if user is None or user.disabled:
-        _forget_session()
-        st.error("This account is disabled.")
-        return None
-    if not st.session_state.get(_SIGNED_IN_AUDITED):
-        users.record_login(store, user.username)
-        st.session_state[_SIGNED_IN_AUDITED] = True
     current = Viewer(username=user.username, name=user.name, role=user.role, team_id=user.team_id)
     st.session_state[_VIEWER] = current
     st.session_state["tl.must_change_password"] = user.must_change_password
@@ -100,56 +86,99 @@ def sign_in(store: Store) -> Viewer | None:
 
 
 def sign_out_button(store: Store) -> None:
-    """The sidebar sign-out button; signing out also invalidates the cookie server-side."""
-    authenticator: stauth.Authenticate = st.session_state["tl.authenticator"]
+    """The sidebar sign-out button: ends every session of this user, then shows the sign-in form."""
 
-    def _ended(info: dict[str, object]) -> None:
-        username = info.get("username")
+    def _sign_out() -> None:
+        username = st.session_state.get("username")
         if isinstance(username, str):
             users.end_sessions(store, username)
-        for key in (_VIEWER, _SIGNED_IN_AUDITED, "tl.must_change_password"):
-            st.session_state.pop(key, None)
+        _forget_session()
+        st.session_state[_DELETE_COOKIE] = True
 
-    authenticator.logout("Sign out", location="sidebar", key="signout", callback=_ended)
-
-
-def _record_failure(store: Store, credentials: dict, before: dict[str, int]) -> None:
-    after = credentials["usernames"]
-    failed = [name for name, data in after.items() if data.get("failed_login_attempts", 0) > before.get(name, 0)]
-    if not failed:
-        store.audit("signin.failed", None, "unknown username")
-        st.error("Username or password is incorrect.")
-        return
-    user = users.record_failed_login(store, failed[0])
-    failures = user.failed_logins if user else 1
-    time.sleep(min(failures, 4) * 0.5)
-    if user is not None and user.is_locked():
-        st.error(f"Too many failed sign-ins: the account is locked for {users.LOCK_MINUTES} minutes.")
-    else:
-        st.error("Username or password is incorrect.")
+    st.sidebar.button("Sign out", key="signout", on_click=_sign_out)
 
 
-def _refuse_revoked_cookie(store: Store) -> None:
-    """Ignore a session cookie issued before its user signed out (or was disabled)."""
-    if st.session_state.get("authentication_status"):
-        return
+def keep_session_after_own_password_change(changed_at: datetime) -> None:
+    """The person who just changed their password keeps this session (their other sessions end)."""
+    st.session_state[_SIGNED_IN_AT] = changed_at
+    authenticator: stauth.Authenticate = st.session_state["tl.authenticator"]
+    authenticator.cookie_controller.set_cookie()
+
+
+def client_address() -> str:
+    """The client's address as the sign-in throttle counts it (all local connections count as one)."""
+    return st.context.ip_address or _LOCAL_ADDRESS
+
+
+def _signed_in_user(store: Store) -> users.User | None:
+    """The user of this session when it is signed in and still valid; otherwise forget the session."""
+    if not st.session_state.get("authentication_status"):
+        return None
+    username, began = st.session_state.get("username"), st.session_state.get(_SIGNED_IN_AT)
+    user = users.get_user(store, username) if isinstance(username, str) else None
+    if user is not None and isinstance(began, datetime) and users.session_is_valid(user, began):
+        return user
+    _forget_session()
+    st.session_state[_ENDED] = True
+    return None
+
+
+def _resume_from_cookie(store: Store) -> users.User | None:
+    """The user of a valid sign-in cookie, unless this tab signed out or the cookie predates a sign-out."""
+    if st.session_state.get("logout"):
+        return None
     token = st.context.cookies.get(COOKIE_NAME)
     if not token:
-        return
+        return None
     try:
         payload = jwt.decode(token, cookie_key(store.workspace), algorithms=["HS256"])
-        issued = datetime.fromtimestamp(float(payload["exp_date"]), UTC).replace(tzinfo=None) - timedelta(
-            days=COOKIE_EXPIRY_DAYS
-        )
+        expires = datetime.fromtimestamp(float(payload["exp_date"]), UTC).replace(tzinfo=None)
         user = users.get_user(store, str(payload["username"]))
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-        user, issued = None, datetime.min
-    if user is None or not users.session_is_valid(user, issued):
-        st.session_state["logout"] = True
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError):
+        return None
+    began = expires - timedelta(days=COOKIE_EXPIRY_DAYS)
+    if user is None or expires <= utc_now() or not users.session_is_valid(user, began):
+        return None
+    _remember(user, began)
+    return user
+
+
+def _sign_in_form(store: Store, authenticator: stauth.Authenticate) -> users.User | None:
+    """Draw the sign-in form; on a submit that is accepted, the user (and the cookie is set)."""
+    if st.session_state.pop(_ENDED, False):
+        st.info("Your session ended (signed out elsewhere, or the password changed). Sign in again.")
+    slot = st.empty()
+    with slot.form("signin"):
+        st.subheader("Sign in to Throughline")
+        username = st.text_input("Username", autocomplete="off")
+        password = st.text_input("Password", type="password", autocomplete="off")
+        submitted = st.form_submit_button("Sign in")
+    if not submitted:
+        return None
+    attempt = users.attempt_sign_in(
+        store, username, password, _guard(store.workspace.home.as_posix()), client_address()
+    )
+    if attempt.user is None:
+        time.sleep(min(attempt.failures, 4) * 0.5)
+        st.error(attempt.message)
+        return None
+    slot.empty()
+    _remember(attempt.user, utc_now())
+    authenticator.cookie_controller.set_cookie()
+    return attempt.user
+
+
+def _remember(user: users.User, began: datetime) -> None:
+    st.session_state["authentication_status"] = True
+    st.session_state["username"] = user.username
+    st.session_state["name"] = user.name
+    st.session_state["logout"] = None
+    st.session_state[_SIGNED_IN_AT] = began
 
 
 def _forget_session() -> None:
     for key in ("authentication_status", "username", "name", "roles", "email"):
         st.session_state[key] = None
     st.session_state["logout"] = True
-    st.session_state.pop(_VIEWER, None)
+    for key in (_VIEWER, _SIGNED_IN_AT, "tl.must_change_password"):
+        st.session_state.pop(key, None)

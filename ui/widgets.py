@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 
 MAX_TABLE_ROWS = 2_000
+_MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|~:$&=^\"'")
+
+
+def plain(text: object) -> str:
+    """``text`` (a name from imported data) escaped so Markdown shows it literally: no image, link or HTML."""
+    shown = " ".join(str(text).split())
+    return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in shown)
 
 
 def figure_builder(build: Callable[P, go.Figure]) -> Callable[P, go.Figure]:
@@ -40,7 +47,7 @@ def page_header(title: str, caption: str, viewer: Viewer) -> None:
     scope = ROLE_LABELS.get(viewer.role, viewer.role)
     if viewer.team_id:
         scope += f" · team {viewer.team_id}"
-    st.caption(f"{caption}  \nViewing as **{viewer.name}** ({scope}).")
+    st.caption(f"{caption}  \nViewing as **{plain(viewer.name)}** ({plain(scope)}).")
 
 
 def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_config: object) -> None:

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     setpw.add_argument("--must-change", action="store_true", help="the user must choose a new one at next sign-in")
     setpw.set_defaults(run=_users_set_password)
 
+    token = user_sub.add_parser(
+        "setup-token", help="print a new one-time token for creating the first admin in the browser"
+    )
+    token.set_defaults(run=_users_setup_token)
+
     status = sub.add_parser("status", help="row counts per entity, last import, snapshot version")
     status.add_argument("--format", choices=("text", "json"), default="text")
     status.set_defaults(run=_status)
@@ -93,9 +98,9 @@ def _init(store: Store, args: argparse.Namespace) -> int:
         derived.keep_results(store)
         print(bootstrap.sign_in_message(store, logins))
     else:
-        bootstrap.init_empty(store)
+        token = bootstrap.init_empty(store)
         print(f"Empty workspace created at {store.workspace.home}.")
-        print("Create the first admin: python -m core users add NAME --role admin")
+        print(bootstrap.setup_token_message(token))
     return 0
 
 
@@ -140,6 +145,11 @@ def _users_set_password(store: Store, args: argparse.Namespace) -> int:
     print(f"Password of {args.username} changed.")
     if generated:
         print(f"One-time password (must be changed at next sign-in): {password}")
+    return 0
+
+
+def _users_setup_token(store: Store, _args: argparse.Namespace) -> int:
+    print(bootstrap.setup_token_message(users.issue_setup_token(store)))
     return 0
 
 
