@@ -323,7 +323,7 @@ def _keys_of_known_projects(mapped: Mapped, options: ImportOptions, store: Store
 
 
 def _teams_of_pull_requests(mapped: Mapped, store: Store | None) -> Mapped:
-    """Pull requests with a team: their author's, else the team of the feature their work item belongs to."""
+    """Pull requests with a team: their author's, else their work item's feature's, else the file's (a namespace)."""
     prs = mapped.frames.get("pull_requests")
     if prs is None or prs.is_empty() or "author_id" not in prs.columns:
         return mapped
@@ -353,7 +353,7 @@ def _teams_of_pull_requests(mapped: Mapped, store: Store | None) -> Mapped:
     teamed = (
         with_keys.join(authors, on="author_id", how="left", maintain_order="left")
         .join(items, on="work_item_key", how="left", maintain_order="left")
-        .with_columns(pl.coalesce(own, "__author_team", "__item_team").alias("team_id"))
+        .with_columns(pl.coalesce("__author_team", "__item_team", own).alias("team_id"))
         .drop("__author_team", "__item_team")
     )
     return replace(
