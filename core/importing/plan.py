@@ -371,9 +371,7 @@ def _team_names_as_ids(mapped: Mapped, store: Store | None) -> Mapped:
         return mapped
     teams = store.read("teams")
     ids = set(teams["team_id"])
-    names = {
-        str(n).casefold(): t for t, n in teams.select("team_id", "name").rows() if n and str(n).casefold() not in ids
-    }
+    names = {str(n).casefold(): t for t, n in teams.select("team_id", "name").rows() if n}
     if not names:
         return mapped
     lookup = pl.col("team_id").cast(pl.String).str.strip_chars().str.to_lowercase()
