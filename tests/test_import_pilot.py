@@ -395,3 +395,61 @@ def test_a_pilot_imports_its_own_exports_through_the_cli(
     assert store.count("metric_observations") == 4
     unmapped = access.unmapped_cost_accounts(store, ADMIN)
     assert sorted(unmapped["account_key"].to_list()) == ["u-alice", "u-bob"]
+
+
+# -- the pages on a pilot workspace ------------------------------------------------------------------
+@pytest.fixture
+def pilot_workspace(tmp_path: Path) -> dict[str, object]:
+    """A workspace with one admin, the pilot's Jira export (no start dates) and two unmapped Anthropic keys."""
+    from core import users
+    from core.store.database import open_store
+    from core.store.workspace import Workspace
+
+    (tmp_path / "snapshot").mkdir()
+    store = open_store(Workspace(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'throughline.db'}"))
+    store.create()
+    users.create_user(store, "ada", "Ada", "admin", "pilot-password-1")
+    imported(store, "jira.csv", JIRA_PILOT, tmp_path)
+    text = ANTHROPIC_HEADER + (
+        "2026-04-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,output,4.50,4.50,token,,,k1,active\n"
+        "2026-04-03,Claude Haiku 4.5,Agents,growth-agent,message,≤ 200k,output,2.30,2.30,token,,,k2,active\n"
+    )  # April: the last complete quarter is 2026 Q1, when PAY-1 was delivered without a start date
+    imported(store, "anthropic.csv", text, tmp_path)
+    store.snapshot()
+    store.engine.dispose()
+
+    class Login:
+        username, password = "ada", "pilot-password-1"
+
+    return {"home": tmp_path, "logins": {"admin": Login}}
+
+
+def test_home_teams_and_key_map_pages_work_on_a_pilot_workspace(
+    pilot_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.apptest import rendered_text, signed_in
+
+    at = signed_in(pilot_workspace, "admin", monkeypatch)  # Home: its features have no start date
+    text = rendered_text(at)
+    assert "2026 Q1" in text and "Features delivered 1" in text
+    assert "Median feature lead time — " in text and "1 of 1 have no start date" not in text  # help is not rendered
+    assert "USD" in text and "$" not in text
+
+    at.switch_page("pages/teams.py").run()
+    assert not at.exception, at.exception
+    assert "Payments Squad" in rendered_text(at)
+    at.text_input(key="teams.create.name").input("Platform")
+    at.button(key="FormSubmitter:teams.create-Create team").click().run()
+    assert not at.exception, at.exception
+    assert any("Team `platform` created." in s.value for s in at.success)
+
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, at.exception
+    assert "checkout-agent" in rendered_text(at) and "growth-agent" in rendered_text(at)
+    at.selectbox(key="data.keys.key").set_value("growth-agent").run()
+    at.selectbox(key="data.keys.target.team_id").set_value("growth").run()
+    at.button(key="data.keys.map").click().run()
+    assert not at.exception, at.exception
+    assert any("`growth-agent` is mapped to Growth (growth)." in s.value for s in at.success)
+    keys_table = [d.value for d in at.dataframe if "account_key" in d.value.columns]
+    assert [list(t["account_key"]) for t in keys_table] == [["checkout-agent"]]
