@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
+from core import users
 from core.delivery import throughput
 from core.flags import acknowledgements
 from core.model.schema import ENTITIES, LEVELS, ROLES
@@ -76,6 +77,7 @@ PAGES: tuple[PageSpec, ...] = (
         section="Measures",
     ),
     PageSpec("data", "Data", ":material/upload_file:", _STEWARDS, section="Workspace"),
+    PageSpec("teams", "Teams", ":material/groups:", frozenset({"admin"}), section="Workspace"),
     PageSpec("users", "Users", ":material/group:", frozenset({"admin"}), section="Workspace"),
 )
 """Every page in navigation order, with the roles that may open it."""
@@ -410,3 +412,115 @@ def hypothesis_history(store: Store, viewer: Viewer, feature: dict[str, Any]) ->
     if not may_see(viewer, "outcome", feature.get("team_id")):
         raise AccessDenied(f"{viewer.username} may not see this feature's hypothesis history.")
     return history.read_history(store, str(feature["feature_id"]))
+
+
+# -- Teams and cost account keys: what imports bring, and the admin's corrections ------------------
+
+TEAM_COLUMNS: tuple[str, ...] = tuple(
+    e.name for e in ENTITIES.values() if e.name != "teams" and any(c.name == "team_id" for c in e.columns)
+)
+"""Every entity whose rows name a team, so a merge moves them all."""
+
+
+def may_manage_teams(viewer: Viewer) -> bool:
+    """True when ``viewer`` may create, rename and merge teams or map cost account keys (admins only)."""
+    return viewer.role == "admin"
+
+
+def teams_overview(store: Store) -> pl.DataFrame:
+    """Every team with how many rows of each entity name it, most used first."""
+    teams = store.read("teams").select("team_id", "name")
+    for entity in TEAM_COLUMNS:
+        counts = store.read(entity).group_by("team_id").agg(pl.len().cast(pl.Int64).alias(entity))
+        teams = teams.join(counts, on="team_id", how="left").with_columns(pl.col(entity).fill_null(0))
+    return teams.sort(pl.sum_horizontal(TEAM_COLUMNS), "team_id", descending=[True, False])
+
+
+def create_team(store: Store, viewer: Viewer, name: str, team_id: str | None = None) -> str:
+    """Add a team called ``name`` (id: ``team_id``, else the name in lower case with dashes); returns its id."""
+    _must_manage_teams(viewer)
+    name = name.strip()
+    chosen = (team_id or "").strip() or "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+    if not name or not chosen:
+        raise ValueError("A team needs a name.")
+    if chosen in set(store.read("teams")["team_id"]):
+        raise ValueError(f"A team with id `{chosen}` already exists.")
+    store.write({"teams": pl.DataFrame({"team_id": [chosen], "name": [name]})}, source="teams page")
+    store.audit("team.create", viewer.username, f"{chosen}: {name}")
+    return chosen
+
+
+def rename_team(store: Store, viewer: Viewer, team_id: str, name: str) -> None:
+    """Give the team ``team_id`` the display name ``name`` (its id, and so every row naming it, stays)."""
+    _must_manage_teams(viewer)
+    if not name.strip():
+        raise ValueError("A team needs a name.")
+    if team_id not in set(store.read("teams")["team_id"]):
+        raise ValueError(f"No team `{team_id}`.")
+    store.write({"teams": pl.DataFrame({"team_id": [team_id], "name": [name.strip()]})}, source="teams page")
+    store.audit("team.rename", viewer.username, f"{team_id}: {name.strip()}")
+
+
+def merge_teams(store: Store, viewer: Viewer, source_id: str, into_id: str) -> dict[str, int]:
+    """Move every row (and team lead) of team ``source_id`` to ``into_id``, then remove ``source_id``; rows moved."""
+    _must_manage_teams(viewer)
+    known = set(store.read("teams")["team_id"])
+    if source_id == into_id or source_id not in known or into_id not in known:
+        raise ValueError(f"Choose two different existing teams (got `{source_id}` into `{into_id}`).")
+    moved = {
+        entity: store.read(entity).filter(pl.col("team_id") == source_id).with_columns(pl.lit(into_id).alias("team_id"))
+        for entity in TEAM_COLUMNS
+    }
+    moved = {entity: frame for entity, frame in moved.items() if frame.height}
+    if moved:
+        store.write(moved, source="teams page")
+    for user in users.list_users(store):
+        if user.team_id == source_id:
+            users.set_role(store, user.username, user.role, into_id, viewer.username)
+    store.delete("teams", pl.DataFrame({"team_id": [source_id]}))
+    store.audit("team.merge", viewer.username, f"{source_id} into {into_id}")
+    return {entity: frame.height for entity, frame in moved.items()}
+
+
+def unmapped_cost_accounts(store: Store, viewer: Viewer) -> pl.DataFrame:
+    """Account identifiers of cost events that no ``cost_keys`` row maps (by key or scope), with their spend."""
+    if not may_see(viewer, "outcome"):
+        raise AccessDenied(f"{viewer.username} may not see cost.")
+    mapped = store.read("cost_keys")["key"].implode()
+    events = store.read("cost_events").filter(
+        (pl.col("account_key").is_not_null() | pl.col("account_scope").is_not_null())
+        & ~pl.col("account_key").is_in(mapped).fill_null(False)
+        & ~pl.col("account_scope").is_in(mapped).fill_null(False)
+    )
+    return (
+        events.group_by("account_key", "account_scope", "source", "currency")
+        .agg(pl.len().cast(pl.Int64).alias("events"), pl.col("amount").sum().alias("spend"))
+        .sort("spend", "account_key", "account_scope", descending=[True, False, False], nulls_last=True)
+        .select("account_key", "account_scope", "source", "events", "spend", "currency")
+    )
+
+
+def map_cost_account(
+    store: Store,
+    viewer: Viewer,
+    key: str,
+    *,
+    team_id: str | None = None,
+    person_id: str | None = None,
+    feature_id: str | None = None,
+) -> None:
+    """Map the account identifier ``key`` to exactly one team, person (or agent) or feature in the key map."""
+    _must_manage_teams(viewer)
+    targets = {"team_id": team_id, "person_id": person_id, "feature_id": feature_id}
+    if sum(1 for v in targets.values() if v) != 1 or not key.strip():
+        raise ValueError("Map an account key to exactly one of a team, a person or a feature.")
+    row = pl.DataFrame(
+        {"key": [key.strip()], **{k: [v or None] for k, v in targets.items()}}, schema=ENTITIES["cost_keys"].schema
+    )
+    store.write({"cost_keys": row}, source="data page")
+    store.audit("cost_key.map", viewer.username, f"{key.strip()} → {next(f'{k} {v}' for k, v in targets.items() if v)}")
+
+
+def _must_manage_teams(viewer: Viewer) -> None:
+    if not may_manage_teams(viewer):
+        raise AccessDenied(f"{viewer.username} may not change teams or the cost key map.")

@@ -7,6 +7,7 @@ import zoneinfo
 import polars as pl
 import streamlit as st
 
+from core import access
 from core.access import may_manage_connections
 from core.importing import (
     FORMATS,
@@ -27,6 +28,7 @@ from ui.data_import import (
     ProgressAfterASecond,
     UploadChoice,
     counts_frame,
+    currency_rates_setting,
     mapping_frame,
     model_price_frame,
     model_prices_setting,
@@ -145,6 +147,21 @@ def render_import_settings() -> None:
             format="%.5f",
             key=f"{PAGE}.settings.credit",
         )
+        projects = left.text_input(
+            "Work-item projects (comma-separated)",
+            ", ".join(options.work_item_projects),
+            key=f"{PAGE}.settings.projects",
+            help="Prefixes such as `PAY, ENG`: a key in a branch name or PR title is kept only when its prefix is a "
+            "project of the imported work items or one listed here, so `patch-1` is not read as a key.",
+        )
+        rates = right.text_input(
+            "Exchange rates into the workspace currency",
+            ", ".join(f"{code}={rate:g}" for code, rate in sorted(options.currency_rates.items())),
+            key=f"{PAGE}.settings.rates",
+            placeholder="EUR=1.08, GBP=1.27",
+            help="One unit of each currency in the workspace currency (Cost page settings). Cost in a currency "
+            "without a rate is refused, naming its file, row and value.",
+        )
         st.markdown("**Model prices** (USD per million tokens; turn token counts into cost where an export has none)")
         prices = st.data_editor(
             model_price_frame(options),
@@ -164,7 +181,13 @@ def render_import_settings() -> None:
                 "import.model_prices": model_prices_setting(pl.DataFrame(prices)),
                 "import.max_bytes": int(max_mib) << 20,
                 "import.circleci_credit_price": float(credit),
+                "import.work_item_projects": [p.strip().upper() for p in projects.split(",") if p.strip()],
             }
+            try:
+                values["import.currency_rates"] = currency_rates_setting(rates)
+            except ValueError as error:
+                st.error(str(error))
+                return
             changed = save_import_settings(store, values, me.username)
             st.success(f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
 
@@ -213,7 +236,8 @@ def choose_mapping(recognition: Recognition, file_id: str, content: bytes) -> Up
             return "Map the columns myself (generic)"
         return FORMATS[name].label + (f" ({scores[name]:.0%})" if name in scores else "")
 
-    fmt = st.selectbox("Read as", options, format_func=label, key=f"{PAGE}.upload.format")
+    # Keyed per file: a browser keeps a widget's last choice while its key stays, so a new file needs new keys.
+    fmt = st.selectbox("Read as", options, format_func=label, key=f"{PAGE}.upload.format.{file_id}")
     if fmt != GENERIC:
         st.markdown("**How the columns map onto Throughline**")
         table(mapping_frame(FORMATS[fmt].mapping), key=f"{PAGE}.upload.mapping")
@@ -230,7 +254,7 @@ def generic_mapping(recognition: Recognition, file_id: str, content: bytes) -> G
         entities,
         index=entities.index(first),
         format_func=lambda e: ENTITIES[e].label,
-        key=f"{PAGE}.upload.entity",
+        key=f"{PAGE}.upload.entity.{file_id}",
     )
     try:
         guess = proposed(file_id, entity, recognition.sheet, store, content, recognition.filename).columns
@@ -238,7 +262,7 @@ def generic_mapping(recognition: Recognition, file_id: str, content: bytes) -> G
         guess = {}
     columns = [None, *recognition.columns]
     spec = ENTITIES[entity]
-    with st.form(f"{PAGE}.upload.mapping_form"):
+    with st.form(f"{PAGE}.upload.mapping_form.{file_id}"):
         st.markdown(f"**Columns of {spec.label.lower()}** (\\* required; pre-filled from the file's column names)")
         cells = st.columns(3)
         chosen: dict[str, str] = {}
@@ -248,7 +272,7 @@ def generic_mapping(recognition: Recognition, file_id: str, content: bytes) -> G
                 columns,
                 index=columns.index(guess.get(column.name)) if guess.get(column.name) in columns else 0,
                 format_func=lambda c: "— not in the file" if c is None else c,
-                key=f"{PAGE}.upload.map.{entity}.{column.name}",
+                key=f"{PAGE}.upload.map.{file_id}.{entity}.{column.name}",
                 help=column.description or None,
             )
             if source is not None:
@@ -256,7 +280,7 @@ def generic_mapping(recognition: Recognition, file_id: str, content: bytes) -> G
         left, mid, right = st.columns(3)
         date_format = left.text_input(
             "Date format (optional)",
-            key=f"{PAGE}.upload.date_format",
+            key=f"{PAGE}.upload.date_format.{file_id}",
             placeholder="%d/%m/%Y %H:%M",
             help="A strftime pattern tried before the common date shapes (ISO 8601, Jira, US and EU dates).",
         )
@@ -571,6 +595,58 @@ def render_preview_and_refresh(current: connect.Connection) -> None:
             bar.clear()
 
 
+def render_cost_keys() -> None:
+    """Cost account keys: identifiers of imported cost no key-map row covers, with their spend, and mapping one."""
+    accounts = access.unmapped_cost_accounts(store, me)
+    if accounts.is_empty():
+        st.info(
+            "Every account identifier of the imported cost events is mapped (or none carries one). Anthropic and "
+            "OpenAI API keys, GitHub Actions users and CircleCI trigger users arrive with their cost exports."
+        )
+    else:
+        table(
+            accounts,
+            key=f"{PAGE}.keys.unmapped",
+            caption="Account key (API key, CI user) and scope (workspace, project, repository) of cost events that "
+            "no row of the key map covers, with their spend. Map the key or the scope to a team, a person or agent, "
+            "or a feature.",
+        )
+    if not access.may_manage_teams(me):
+        st.caption(
+            "An admin maps account keys (or import a key map: `python -m core import keys.csv --entity cost_keys`)."
+        )
+        return
+    identifiers = list(
+        dict.fromkeys(
+            v for pair in accounts.select("account_key", "account_scope").rows() for v in pair if v is not None
+        )
+    )
+    if not identifiers:
+        return
+    st.markdown("**Map an account identifier**")
+    left, mid, right = st.columns(3)
+    key = left.selectbox("Account key or scope", identifiers, key=f"{PAGE}.keys.key")
+    kinds = {"team_id": "a team", "person_id": "a person or agent", "feature_id": "a feature"}
+    kind = mid.radio("Map it to", list(kinds), format_func=kinds.get, key=f"{PAGE}.keys.kind", horizontal=True)
+    entity, label = {"team_id": ("teams", "name"), "person_id": ("people", "name"), "feature_id": ("features", "name")}[
+        kind
+    ]
+    rows = data[entity].select(pl.col(kind), pl.col(label)).collect()
+    names = {i: f"{n} ({i})" for i, n in rows.rows()}
+    if not names:
+        right.caption(f"No {kinds[kind].removeprefix('a ').removeprefix('an ')} is stored yet.")
+        return
+    target = right.selectbox("Which", list(names), format_func=names.get, key=f"{PAGE}.keys.target.{kind}")
+    if st.button("Map it", type="primary", key=f"{PAGE}.keys.map"):
+        try:
+            access.map_cost_account(store, me, key, **{kind: target})
+        except (ValueError, access.AccessDenied) as error:
+            st.error(str(error))
+            return
+        st.session_state[f"{PAGE}.keys.done"] = f"`{key}` is mapped to {names[target]}."
+        st.rerun()
+
+
 def render_history() -> None:
     """Import history tab: one row per import and entity, and undo with a confirmation."""
     history = import_history(store)
@@ -627,7 +703,9 @@ def render_history() -> None:
         st.rerun()
 
 
-upload_tab, connect_tab, history_tab = st.tabs(["Upload", "Connect a database", "Import history"])
+upload_tab, connect_tab, history_tab, keys_tab = st.tabs(
+    ["Upload", "Connect a database", "Import history", "Cost account keys"]
+)
 with upload_tab:
     render_upload()
 with connect_tab:
@@ -637,3 +715,8 @@ with history_tab:
     if undone is not None:
         st.success(f"Import #{undone} undone: its rows were removed and the rows it replaced restored.")
     render_history()
+with keys_tab:
+    mapped_message = st.session_state.pop(f"{PAGE}.keys.done", None)
+    if mapped_message:
+        st.success(mapped_message)
+    render_cost_keys()

@@ -17,6 +17,7 @@ viewer = data.viewer
 as_of = caches.as_of(data)
 q_start, q_end = overview.quarter_bounds(as_of)
 quarter = overview.quarter_label(q_start)
+money = caches.cost_settings(data).currency
 page_header("Home", f"Where things stand; the data runs up to {as_of:%d %b %Y}.", viewer)
 
 
@@ -77,14 +78,15 @@ cells[0].metric(
 )
 cells[1].metric(
     "Realised value",
-    f"${(row.get('realised_value') or 0):,.0f}",
-    help="Confirmed change in each metric × its money value per unit.",
+    f"{(row.get('realised_value') or 0):,.0f} {money}",
+    help=f"Confirmed change in each metric × its money value per unit, in {money}.",
 )
 median_cost = summary["median_cost_per_delivered_feature"]
 cells[2].metric(
     "Cost per delivered feature",
-    "—" if median_cost is None else f"${median_cost:,.0f}",
-    help=f"Median of all attributed cost of the features delivered in {quarter}. Rules on: {summary['rules_on']}.",
+    "—" if median_cost is None else f"{median_cost:,.0f} {money}",
+    help=f"Median of all attributed cost ({money}) of the features delivered in {quarter}. "
+    f"Rules on: {summary['rules_on']}.",
 )
 cells[3].metric(
     "Attribution coverage",
@@ -93,12 +95,19 @@ cells[3].metric(
 )
 if access.may_see(viewer, "output", own_team):
     lead = overview.feature_lead_times(features, q_start, q_end).collect()
+    lead_days = lead["lead_days"].drop_nulls()
     cells = st.columns(4)
     cells[0].metric("Features delivered", row.get("features_delivered", 0), help="Output level.")
     cells[1].metric(
         "Median feature lead time",
-        "—" if lead.is_empty() else f"{lead['lead_days'].median():.0f} days",
-        help="Days from a feature's start of work to its delivery, median over features delivered this quarter.",
+        "—" if lead_days.is_empty() else f"{lead_days.median():.0f} days",
+        help="Days from a feature's start of work to its delivery, median over features delivered this quarter"
+        + (
+            f"; {lead.height - lead_days.len()} of {lead.height} have no start date (set `started_at`, e.g. Jira's "
+            "`Custom field (Start date)`)."
+            if lead.height > lead_days.len()
+            else "."
+        ),
     )
     cells[2].metric(
         "Refuted or inconclusive",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from core.store.database import Store, open_store
 from core.store.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
+PROJECTS = ImportOptions(work_item_projects=("PAY", "ENG"))
+"""The fixtures' work-item projects, as the setting `import.work_item_projects` names them."""
 
 
 @pytest.fixture
@@ -66,7 +69,9 @@ def test_jira_dates_are_read_in_the_chosen_time_zone(store: Store) -> None:
 
 
 def test_github_rest_pulls(store: Store) -> None:
-    load(store, "github_pulls_rest.json", "github_pulls_rest", options=ImportOptions(agent_logins=("claude-agent",)))
+    load(
+        store, "github_pulls_rest.json", "github_pulls_rest", options=replace(PROJECTS, agent_logins=("claude-agent",))
+    )
     prs = by_key(store.read("pull_requests"), "pr_id")
     assert set(prs) == {"acme/web#101", "acme/web#102", "acme/web#103", "acme/web#104"}
     assert {k: v["state"] for k, v in prs.items()} == {
@@ -89,7 +94,7 @@ def test_github_rest_pulls(store: Store) -> None:
 
 
 def test_gh_pr_list_json(store: Store) -> None:
-    load(store, "gh_pr_list.json", "github_pulls_gh")
+    load(store, "gh_pr_list.json", "github_pulls_gh", options=PROJECTS)
     prs = store.read("pull_requests").sort("number")
     assert prs["pr_id"].to_list() == ["acme/api#210", "acme/api#211", "acme/api#212"]
     assert prs["state"].to_list() == ["merged", "open", "closed"]
@@ -101,7 +106,7 @@ def test_gh_pr_list_json(store: Store) -> None:
 
 
 def test_gitlab_merge_requests(store: Store) -> None:
-    load(store, "gitlab_merge_requests.json", "gitlab_merge_requests")
+    load(store, "gitlab_merge_requests.json", "gitlab_merge_requests", options=PROJECTS)
     prs = by_key(store.read("pull_requests"), "pr_id")
     assert set(prs) == {"payments/mortgage-api!29", "payments/mortgage-api!30", "payments/mortgage-api!31"}
     assert prs["payments/mortgage-api!31"]["state"] == "open"
@@ -121,7 +126,7 @@ def test_gitlab_deployments_keep_finished_ones(store: Store) -> None:
 
 
 def test_git_log(store: Store) -> None:
-    load(store, "acme-web.gitlog", "git_log")
+    load(store, "acme-web.gitlog", "git_log", options=PROJECTS)
     prs = by_key(store.read("pull_requests"), "pr_id")
     assert set(prs) == {"acme-web#12", "acme-web#13", "acme-web@5f8a9b0c1d2e"}
     assert (prs["acme-web#12"]["additions"], prs["acme-web#12"]["deletions"]) == (15, 2)
@@ -149,8 +154,16 @@ def test_github_actions_usage_legacy_keeps_identical_lines(store: Store) -> None
     load(store, "gha_usage_legacy.csv", "github_actions_usage_legacy")
     costs = store.read("cost_events")
     assert costs.height == 6
-    assert costs["amount"].sum() == pytest.approx(0 + 0.096 + 0.096 + 4.0 + 0.96 + 0.012)
-    assert costs.filter(pl.col("source") == "ci")["amount"].sum() == pytest.approx(5.152)
+    # Quantity × Price Per Unit ($): the per-unit price is already macOS's and Windows's own (0.08, 0.016);
+    # the Multiplier (10, 2) is how fast those minutes use up the free quota and is not applied again.
+    assert costs["amount"].sum() == pytest.approx(0 + 12 * 0.008 + 12 * 0.008 + 5 * 0.08 + 30 * 0.016 + 1.5 * 0.008)
+    assert costs.filter(pl.col("source") == "ci")["amount"].sum() == pytest.approx(0.096 + 0.096 + 0.40 + 0.48)
+    macos = costs.filter(pl.col("detail").str.contains("MACOS")).row(0, named=True)
+    assert (macos["amount"], macos["account_key"], macos["account_scope"]) == (
+        pytest.approx(0.40),
+        "bob-okafor",
+        "ios-app",
+    )
     assert set(costs["repo"].drop_nulls()) == {"acme/web", "acme/ios-app", "acme/desktop"}
 
 
@@ -164,7 +177,7 @@ def test_github_actions_usage_new_format(store: Store) -> None:
 
 
 def test_circleci_usage(store: Store) -> None:
-    load(store, "circleci_usage.csv", "circleci_usage")
+    load(store, "circleci_usage.csv", "circleci_usage", options=PROJECTS)
     costs = store.read("cost_events")
     assert costs.height == 3
     assert costs["quantity"].sum() == 612 + 908 + 1500

@@ -211,6 +211,13 @@ def _frame_with(at: AppTest, column: str):  # type: ignore[no-untyped-def]
     return frames[0]
 
 
+def _per_file(widgets, prefix: str, suffix: str = ""):  # type: ignore[no-untyped-def]
+    """The one widget whose key is ``prefix`` + the upload's id + ``suffix`` (upload widgets are keyed per file)."""
+    found = [w for w in widgets if str(w.key).startswith(prefix) and str(w.key).endswith(suffix)]
+    assert len(found) == 1, [w.key for w in widgets]
+    return found[0]
+
+
 def _upload(at: AppTest, filename: str, content: bytes) -> AppTest:
     at.file_uploader(key="data.upload.file").set_value((filename, content, "application/octet-stream")).run()
     assert not at.exception, at.exception
@@ -222,7 +229,7 @@ def test_stewards_upload_import_and_undo_through_the_page(
     data_workspace: dict[str, object], role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _data_page(data_workspace, role, monkeypatch)
-    assert [t.label for t in at.tabs] == ["Upload", "Connect a database", "Import history"]
+    assert [t.label for t in at.tabs] == ["Upload", "Connect a database", "Import history", "Cost account keys"]
     assert at.title[0].value == "Data"
     store = _store(data_workspace)
     version = store.data_version()
@@ -267,12 +274,12 @@ def test_an_unknown_file_opens_the_mapping_screen_and_shows_problems(
     at = _data_page(data_workspace, "admin", monkeypatch)
     _upload(at, "incidents.csv", INCIDENTS + b"INC-903;soon;;SEV1;web\n")
     assert any("Not a format Throughline knows" in w.value for w in at.warning)
-    assert at.selectbox(key="data.upload.format").value == "generic"
-    at.selectbox(key="data.upload.entity").set_value("incidents").run()
-    at.selectbox(key="data.upload.map.incidents.incident_id").set_value("Ticket")
-    at.selectbox(key="data.upload.map.incidents.opened_at").set_value("Opened")
-    at.text_input(key="data.upload.date_format").input("%d.%m.%Y %H:%M")
-    at.button(key="FormSubmitter:data.upload.mapping_form-Check this mapping").click().run()
+    assert _per_file(at.selectbox, "data.upload.format.").value == "generic"
+    _per_file(at.selectbox, "data.upload.entity.").set_value("incidents").run()
+    _per_file(at.selectbox, "data.upload.map.", ".incidents.incident_id").set_value("Ticket")
+    _per_file(at.selectbox, "data.upload.map.", ".incidents.opened_at").set_value("Opened")
+    _per_file(at.text_input, "data.upload.date_format.").input("%d.%m.%Y %H:%M")
+    _per_file(at.button, "FormSubmitter:data.upload.mapping_form.", "-Check this mapping").click().run()
     assert not at.exception, at.exception
     assert any("1 problem(s) in 1 row(s)" in w.value for w in at.warning)
     problems = _frame_with(at, "expected")

@@ -50,6 +50,8 @@ SETTING_KEYS = (
     "import.model_prices",
     "import.max_bytes",
     "import.circleci_credit_price",
+    "import.work_item_projects",
+    "import.currency_rates",
 )
 """The workspace settings every import reads (see ``core.importing.options``)."""
 
@@ -275,6 +277,23 @@ def save_import_settings(store: Store, values: Mapping[str, Any], actor: str) ->
     for key in changed:
         store.set_setting(key, values[key], actor)
     return changed
+
+
+def currency_rates_setting(text: str) -> dict[str, float]:
+    """The ``import.currency_rates`` setting from ``EUR=1.08, GBP=1.27``; ValueError naming a bad pair."""
+    rates: dict[str, float] = {}
+    for pair in (p.strip() for p in text.split(",")):
+        if not pair:
+            continue
+        code, _, rate = pair.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = -1.0
+        if not code.strip() or value <= 0:
+            raise ValueError(f"`{pair}` is not CURRENCY=RATE with a positive rate, e.g. EUR=1.08.")
+        rates[code.strip().upper()] = value
+    return rates
 
 
 def _float_or_none(value: Any) -> float | None:

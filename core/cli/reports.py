@@ -63,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     report = sub.add_parser("report", help="print a measure as csv, json or a table")
     names = report.add_subparsers(title="reports", required=True)
     for spec in REPORTS:
-        cmd = names.add_parser(spec.name, help=spec.help)
+        cmd = names.add_parser(spec.name, help=spec.help.replace("%", "%%"), description=spec.help)
         cmd.add_argument("--format", choices=("table", "csv", "json"), default="table")
         cmd.add_argument("--as", dest="as_user", default=None, help="run as this user (default: local admin)")
         if spec.arguments:

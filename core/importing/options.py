@@ -1,7 +1,8 @@
 """What an import may be told beyond the file: time zone, agent logins, model prices, a column mapping.
 
 Workspace settings hold the defaults (``import.timezone``, ``import.agent_logins``,
-``import.model_prices``, ``import.max_bytes``, ``import.circleci_credit_price``);
+``import.model_prices``, ``import.max_bytes``, ``import.circleci_credit_price``,
+``import.work_item_projects``, ``import.currency_rates``);
 :func:`options_from_settings` reads them so the Data page and the CLI import alike.
 """
 
@@ -51,6 +52,12 @@ class ImportOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     metric_ids: Mapping[str, str] = field(default_factory=dict)
     """Lower-cased metric id or name → metric id, so observation files may name metrics either way."""
+    work_item_projects: tuple[str, ...] = ()
+    """Project prefixes (``PAY``) a work-item key in a branch or title may have, beyond imported work items'."""
+    currency: str | None = None
+    """The workspace currency; None: the cost settings' currency when planned against a store, else USD."""
+    currency_rates: Mapping[str, float] = field(default_factory=dict)
+    """Currency code → how much of the workspace currency one unit is worth; other currencies are refused."""
 
     def price_of(self, model: str) -> ModelPrice | None:
         """The price of ``model`` by its longest matching family prefix, or None when unknown."""
@@ -77,6 +84,10 @@ def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> Impo
         model_prices=prices,
         max_bytes=int(settings.get("import.max_bytes") or options.max_bytes),
         circleci_credit_price=float(settings.get("import.circleci_credit_price") or options.circleci_credit_price),
+        work_item_projects=tuple(str(p).strip().upper() for p in settings.get("import.work_item_projects") or ()),
+        currency_rates={
+            str(k).strip().upper(): float(r) for k, r in dict(settings.get("import.currency_rates") or {}).items()
+        },
     )
     return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -14,11 +14,13 @@ from typing import TypeVar
 
 import polars as pl
 
+from core.costs import CostSettings
 from core.importing.errors import ImportFailed
-from core.importing.formats import FORMATS, ROW, Mapped, generic
+from core.importing.formats import FORMATS, ROW, Mapped, generic, llm
 from core.importing.options import GenericMapping, ImportOptions
 from core.importing.reading import RawTable, excel_sheets, read_source
 from core.model.schema import ENTITIES, Problem, coerce, validate
+from core.store import settings
 from core.store.database import Store
 
 T = TypeVar("T")
@@ -212,13 +214,21 @@ def _plan_import(
         mapped = fmt.build(raw, options)
     else:
         raise ImportFailed(f"`{chosen}` is not a known format; known formats: {', '.join([*FORMATS, GENERIC])}.")
+    if chosen != GENERIC:
+        mapped = _keys_of_known_projects(mapped, options, store)
+        mapped = _teams_of_pull_requests(mapped, store)
+        if store is not None:
+            mapped = llm.reconcile_openai(mapped, chosen, store.read("cost_events"))
+    mapped = _team_names_as_ids(mapped, store)
+    mapped, money_problems = _in_workspace_currency(mapped, options, store, raw.filename)
     if entity is not None and chosen != GENERIC and entity not in mapped.frames:
         raise ImportFailed(
             f"{raw.filename}: the {chosen} format does not produce {entity}; it produces {', '.join(mapped.frames)}."
         )
     if entity is not None and chosen != GENERIC:
         mapped = Mapped({entity: mapped.frames[entity]}, fills=mapped.fills, notes=mapped.notes, skipped=mapped.skipped)
-    return plan_frames(mapped, raw.filename, chosen, store=store, source_rows=raw.frame.height)
+    plan = plan_frames(mapped, raw.filename, chosen, store=store, source_rows=raw.frame.height)
+    return _with_problems(plan, money_problems)
 
 
 def plan_frames(
@@ -253,7 +263,7 @@ def plan_frames(
     rejected: dict[str, int] = {}
     for group in (fills, frames):
         for entity, frame in group.items():
-            found = _validate(entity, frame, known, source)
+            found = _validate(entity, frame, known, source) + _rule_problems(entity, frame, source)
             problems.extend(found)
             bad_rows = {p.row for p in found if p.row is not None}
             if any(p.row is None for p in found):
@@ -271,6 +281,197 @@ def plan_frames(
         source_rows=rows,
         skipped=mapped.skipped,
     )
+
+
+_PROJECT_OF_KEY = r"^([A-Za-z][A-Za-z0-9_]*)-\d+$"
+_COST_KEY_TARGETS = ("team_id", "person_id", "feature_id")
+
+
+def _keys_of_known_projects(mapped: Mapped, options: ImportOptions, store: Store | None) -> Mapped:
+    """Work-item keys read from branches and titles kept only when their prefix is a known project.
+
+    Known projects are the prefixes of imported work items (stored or in this file) and the setting
+    ``import.work_item_projects``; ``patch-1`` or ``add-code-of-conduct-1`` name no project.
+    """
+    targets = [e for e in ("pull_requests", "cost_events") if "work_item_key" in mapped.frames.get(e, pl.DataFrame())]
+    if not targets:
+        return mapped
+    keys = (
+        [mapped.frames["work_items"]["work_item_key"]] if "work_item_key" in mapped.frames.get("work_items", {}) else []
+    )
+    if store is not None:
+        keys.append(store.read("work_items")["work_item_key"])
+    known = set(options.work_item_projects)
+    for series in keys:
+        known |= set(series.cast(pl.String).str.extract(_PROJECT_OF_KEY, 1).str.to_uppercase().drop_nulls())
+    frames, unknown = dict(mapped.frames), set()
+    for entity in targets:
+        frame = frames[entity]
+        prefix = pl.col("work_item_key").str.extract(_PROJECT_OF_KEY, 1).str.to_uppercase()
+        unknown |= set(frame.filter(~prefix.is_in(sorted(known)))["work_item_key"].drop_nulls())
+        frames[entity] = frame.with_columns(
+            pl.when(prefix.is_in(sorted(known))).then("work_item_key").alias("work_item_key")
+        )
+    if not unknown:
+        return replace(mapped, frames=frames)
+    shown = ", ".join(sorted(unknown)[:5]) + (" …" if len(unknown) > 5 else "")
+    note = (
+        f"{len(unknown)} work-item key(s) read from branch names or titles were not kept ({shown}): their prefix is "
+        "not a known project. Projects are known from imported work items or the setting `import.work_item_projects`."
+    )
+    return replace(mapped, frames=frames, notes=(*mapped.notes, note))
+
+
+def _teams_of_pull_requests(mapped: Mapped, store: Store | None) -> Mapped:
+    """Pull requests with a team: their author's, else their work item's feature's, else the file's (a namespace)."""
+    prs = mapped.frames.get("pull_requests")
+    if prs is None or prs.is_empty() or "author_id" not in prs.columns:
+        return mapped
+
+    def rows(entity: str, columns: tuple[str, ...]) -> pl.DataFrame:
+        parts = [f for f in (mapped.frames.get(entity), mapped.fills.get(entity)) if f is not None]
+        if store is not None:
+            parts.append(store.read(entity))
+        schema = {c: pl.String for c in columns}
+        cast = [
+            f.select(pl.col(c).cast(pl.String) if c in f.columns else pl.lit(None, pl.String).alias(c) for c in columns)
+            for f in parts
+        ]
+        return pl.concat([pl.DataFrame(schema=schema), *cast]).unique(columns[0], keep="first", maintain_order=True)
+
+    authors = rows("people", ("person_id", "team_id")).rename({"person_id": "author_id", "team_id": "__author_team"})
+    features = rows("features", ("feature_id", "team_id")).rename({"team_id": "__feature_team"})
+    items = (
+        rows("work_items", ("work_item_key", "feature_id", "team_id"))
+        .join(features, on="feature_id", how="left")
+        .select("work_item_key", pl.coalesce("__feature_team", "team_id").alias("__item_team"))
+    )
+    own = pl.col("team_id") if "team_id" in prs.columns else pl.lit(None, pl.String)
+    with_keys = (
+        prs if "work_item_key" in prs.columns else prs.with_columns(pl.lit(None, pl.String).alias("work_item_key"))
+    )
+    teamed = (
+        with_keys.join(authors, on="author_id", how="left", maintain_order="left")
+        .join(items, on="work_item_key", how="left", maintain_order="left")
+        .with_columns(pl.coalesce("__author_team", "__item_team", own).alias("team_id"))
+        .drop("__author_team", "__item_team")
+    )
+    return replace(
+        mapped,
+        frames={
+            **mapped.frames,
+            "pull_requests": teamed.select(*prs.columns, *([] if "team_id" in prs.columns else ["team_id"])),
+        },
+    )
+
+
+def _team_names_as_ids(mapped: Mapped, store: Store | None) -> Mapped:
+    """``team_id`` cells that spell a stored team's name (case-blind) rather than its id, as that id."""
+    if store is None or not any("team_id" in f.columns for f in mapped.frames.values()):
+        return mapped
+    teams = store.read("teams")
+    ids = set(teams["team_id"])
+    names = {str(n).casefold(): t for t, n in teams.select("team_id", "name").rows() if n}
+    if not names:
+        return mapped
+    lookup = pl.col("team_id").cast(pl.String).str.strip_chars().str.to_lowercase()
+    frames = {
+        e: f.with_columns(
+            pl.when(~pl.col("team_id").cast(pl.String).is_in(sorted(ids)))
+            .then(lookup.replace_strict(names, default=pl.col("team_id").cast(pl.String), return_dtype=pl.String))
+            .otherwise(pl.col("team_id").cast(pl.String))
+            .alias("team_id")
+        )
+        if "team_id" in f.columns
+        else f
+        for e, f in mapped.frames.items()
+    }
+    return replace(mapped, frames=frames)
+
+
+def _in_workspace_currency(
+    mapped: Mapped, options: ImportOptions, store: Store | None, filename: str
+) -> tuple[Mapped, list[Problem]]:
+    """Cost events in the workspace currency: converted at a set rate, else refused naming the row and value."""
+    events = mapped.frames.get("cost_events")
+    if events is None or events.is_empty() or "amount" not in events.columns:
+        return mapped, []
+    home = (options.currency or (settings.load(store, CostSettings).currency if store else None) or "USD").upper()
+    written = (
+        pl.col("currency").cast(pl.String).str.strip_chars()
+        if "currency" in events.columns
+        else pl.lit(None, pl.String)
+    )
+    code = pl.when(written != "").then(written.str.to_uppercase())
+    amount = pl.col("amount").cast(pl.String).str.strip_chars()
+    has_amount = amount.is_not_null() & (amount != "")
+    rates = {k.upper(): float(r) for k, r in options.currency_rates.items()}
+    rate = code.replace_strict(rates, default=None, return_dtype=pl.Float64)
+    foreign = has_amount & code.is_not_null() & (code != home)
+    refused = events.filter(foreign & rate.is_null()).select(ROW, written.alias("__value"))
+    problems = [
+        Problem(
+            "cost_events",
+            row,
+            "currency",
+            value,
+            f"is not the workspace currency {home}; set its rate to {home} in the import settings "
+            "(`import.currency_rates`) to convert it",
+            filename,
+        )
+        for row, value in refused.head(1000).rows()
+    ]
+    converting = foreign & rate.is_not_null() & amount.cast(pl.Float64, strict=False).is_not_null()
+    converted = events.filter(converting).select(code.alias("c")).group_by("c").len().sort("c").rows()
+    events = events.with_columns(
+        pl.when(converting)
+        .then((amount.cast(pl.Float64, strict=False) * rate).cast(pl.String))
+        .otherwise(pl.col("amount"))
+        .alias("amount"),
+        pl.when(has_amount & (code.is_null() | converting)).then(pl.lit(home)).otherwise(written).alias("currency"),
+    )
+    notes = [
+        f"{n} amount(s) in {c} converted to {home} at the set rate {rates[c]:g} {home} per {c}." for c, n in converted
+    ]
+    return replace(mapped, frames={**mapped.frames, "cost_events": events}, notes=(*mapped.notes, *notes)), problems
+
+
+def _rule_problems(entity: str, frame: pl.DataFrame, source: str) -> list[Problem]:
+    """Problems a column's own rules cannot see: a cost key maps to exactly one team, person or feature."""
+    if entity != "cost_keys" or "key" not in frame.columns:
+        return []
+    present = [c for c in _COST_KEY_TARGETS if c in frame.columns]
+    filled = pl.sum_horizontal(
+        [(pl.col(c).cast(pl.String).str.strip_chars().fill_null("") != "").cast(pl.Int64) for c in present]
+        or [pl.lit(0)]
+    )
+    rows = frame.with_columns(filled.alias("__set")).filter(pl.col("__set") != 1)
+    row_numbers = rows[ROW].to_list() if ROW in rows.columns else [None] * rows.height
+    return [
+        Problem(
+            entity,
+            row,
+            "team_id, person_id, feature_id",
+            str(key or ""),
+            "maps to none of a team, a person or a feature; set exactly one"
+            if n == 0
+            else "maps to more than one of a team, a person and a feature; set exactly one",
+            source,
+        )
+        for row, key, n in zip(row_numbers, rows["key"].to_list(), rows["__set"].to_list(), strict=True)
+    ]
+
+
+def _with_problems(plan: ImportPlan, problems: list[Problem]) -> ImportPlan:
+    """``plan`` with further ``problems`` found outside the schema's checks counted as rejected rows."""
+    if not problems:
+        return plan
+    for entity in {p.entity for p in problems}:
+        before = {p.row for p in plan.problems if p.entity == entity}
+        added = {p.row for p in problems if p.entity == entity} - before
+        plan.rejected[entity] = plan.rejected.get(entity, 0) + len(added)
+    plan.problems = sorted([*plan.problems, *problems], key=lambda p: (p.row or 0, p.entity, p.column))
+    return plan
 
 
 def _guarded(name: str, work: Callable[[], T]) -> T:

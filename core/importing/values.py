@@ -49,9 +49,9 @@ NAIVE_FORMATS = (
 
 
 def text(expr: pl.Expr) -> pl.Expr:
-    """Trimmed text with blank cells and literal ``\\N`` (a database dump's null) as null."""
+    """Trimmed text with blank cells and literal ``\\N`` or ``\\\\N`` (a dump's null, maybe escaped twice) as null."""
     trimmed = expr.cast(pl.String).str.strip_chars()
-    return pl.when(trimmed.is_in(["", "\\N"])).then(None).otherwise(trimmed)
+    return pl.when(trimmed.is_in(["", "\\N", "\\\\N"])).then(None).otherwise(trimmed)
 
 
 def number(expr: pl.Expr) -> pl.Expr:
@@ -216,6 +216,12 @@ def work_item_key(*texts: pl.Expr) -> pl.Expr:
         t.str.to_uppercase().str.extract(_KEY_NOT_VERSION, 1) for t in texts
     ]
     return pl.coalesce(candidates)
+
+
+def team_id(name: pl.Expr) -> pl.Expr:
+    """The id a team name is stored under: lower case, other runs as ``-`` (``Payments Squad`` → ``payments-squad``)."""
+    slug = text(name).str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", "-").str.strip_chars("-")
+    return pl.when(slug != "").then(slug)
 
 
 def line_item_id(prefix: str, parts: Sequence[pl.Expr]) -> pl.Expr:

@@ -3,18 +3,23 @@
 GitHub's older usage report (billing → "Get usage report") has ``Date``, ``Product``, ``SKU``,
 ``Quantity``, ``Unit Type``, ``Price Per Unit ($)``, ``Multiplier``, ``Owner``,
 ``Repository Slug``, ``Username``, ``Actions Workflow``, ``Notes``; the amount is
-quantity × price × multiplier. The newer report (enhanced billing) has ``date`` (or
+quantity × price per unit. ``Price Per Unit ($)`` is already the runner's own per-minute price
+(macOS $0.08, Windows $0.016); ``Multiplier`` only says how fast its minutes use up the free
+quota, so it is not applied again. ``Username`` is kept as the account key and
+``Repository Slug`` as the account scope. The newer report (enhanced billing) has ``date`` (or
 ``usage_at``), ``product``, ``sku``, ``quantity``, ``unit_type``, ``applied_cost_per_quantity``,
 ``gross_amount``, ``discount_amount``, ``net_amount``, ``organization``, ``repository`` and,
 in the detailed variant, ``username`` and ``workflow_path``; the amount is ``gross_amount``
-(what the usage cost before included minutes are discounted). Actions lines become ``ci``
+(what the usage cost before included minutes are discounted); ``username`` and ``repository``
+are the account key and scope. Actions lines become ``ci``
 costs, Copilot lines ``llm``, other products ``other``. Identical lines are separate usage.
 
 The CircleCI usage export (API v2 ``/usage``) has one line per job run with
 ``PROJECT_NAME``, ``VCS_URL``, ``VCS_BRANCH``, ``WORKFLOW_NAME``, ``JOB_NAME``, ``JOB_ID``,
 ``JOB_RUN_STARTED_AT``, ``RESOURCE_CLASS``, ``JOB_RUN_SECONDS``, ``TOTAL_CREDITS`` ... and
 writes nulls as a literal ``\\N``. Credits become money at the CircleCI credit price (setting
-``import.circleci_credit_price``); the branch's work-item key is kept for attribution.
+``import.circleci_credit_price``); the branch's work-item key is kept for attribution, the
+pipeline's trigger user as the account key and the project as the account scope.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ def build_actions_legacy(raw: RawTable, options: ImportOptions) -> Mapped:
     """Cost events from GitHub's older per-repository/workflow usage report."""
     c = Columns(raw.frame)
     rows = with_rows(raw.frame).filter(v.text(c("Quantity")).is_not_null())
-    quantity, price, multiplier = (v.number(c(n)) for n in ("Quantity", "Price Per Unit ($)", "Multiplier"))
-    amount = _f(quantity) * _f(price) * _f(multiplier).fill_null(1.0)
+    quantity, price = (v.number(c(n)) for n in ("Quantity", "Price Per Unit ($)"))
+    amount = _f(quantity) * _f(price)
     owner, slug = v.text(c("Owner")), v.text(c("Repository Slug"))
     events = rows.select(
         ROW,
@@ -41,7 +46,7 @@ def build_actions_legacy(raw: RawTable, options: ImportOptions) -> Mapped:
         ).alias("event_id"),
         v.timestamp(c("Date"), options.timezone).alias("occurred_at"),
         _source(c("Product")).alias("source"),
-        pl.coalesce(amount.cast(pl.String), _first_bad([quantity, price, multiplier])).alias("amount"),
+        pl.coalesce(amount.cast(pl.String), _first_bad([quantity, price])).alias("amount"),
         pl.lit("USD").alias("currency"),
         quantity.alias("quantity"),
         v.text(c("Unit Type")).alias("unit"),
@@ -51,6 +56,8 @@ def build_actions_legacy(raw: RawTable, options: ImportOptions) -> Mapped:
         pl.when(slug.is_not_null() & ~slug.is_in(["Organization Packages"]))
         .then(pl.concat_str([owner, slug], separator="/", ignore_nulls=True))
         .alias("repo"),
+        v.text(c("Username")).alias("account_key"),
+        slug.alias("account_scope"),
     )
     return Mapped({"cost_events": events})
 
@@ -92,6 +99,8 @@ def build_actions(raw: RawTable, options: ImportOptions) -> Mapped:
             .otherwise(pl.concat_str([org, repo], separator="/", ignore_nulls=True))
         )
         .alias("repo"),
+        v.text(c("username")).alias("account_key"),
+        repo.alias("account_scope"),
     )
     return Mapped({"cost_events": events})
 
@@ -132,6 +141,8 @@ def build_circleci(raw: RawTable, options: ImportOptions) -> Mapped:
         repo.alias("repo"),
         branch.alias("branch"),
         v.work_item_key(branch).alias("work_item_key"),
+        v.text(c("PIPELINE_TRIGGER_USER_ID")).alias("account_key"),
+        v.text(c("PROJECT_NAME")).alias("account_scope"),
     )
     return Mapped({"cost_events": events})
 
@@ -165,7 +176,9 @@ ACTIONS_LEGACY = Format(
     mapping={
         "cost_events": {
             "occurred_at": "Date",
-            "amount": "Quantity × Price Per Unit ($) × Multiplier",
+            "amount": "Quantity × Price Per Unit ($)",
+            "account_key": "Username",
+            "account_scope": "Repository Slug",
             "quantity": "Quantity",
             "unit": "Unit Type",
             "repo": "Owner/Repository Slug",
@@ -190,6 +203,8 @@ ACTIONS = Format(
             "unit": "unit_type",
             "repo": "organization/repository",
             "detail": "sku + workflow_path",
+            "account_key": "username",
+            "account_scope": "repository",
             "source": "ci (actions) / llm (copilot) / other",
         }
     },
@@ -220,6 +235,8 @@ CIRCLECI = Format(
             "work_item_key": "key in VCS_BRANCH",
             "repo": "VCS_URL / PROJECT_NAME",
             "detail": "WORKFLOW_NAME/JOB_NAME (RESOURCE_CLASS)",
+            "account_key": "PIPELINE_TRIGGER_USER_ID",
+            "account_scope": "PROJECT_NAME",
             "source": "'ci'",
         }
     },

@@ -3,7 +3,9 @@
 :func:`propose` guesses the entity and a mapping from column names, so the screen opens
 pre-filled; :func:`build` applies a :class:`GenericMapping`. Numbers and dates are cleaned
 the same way as for recognised formats; ``date_format`` is tried first for date columns.
-Cost events without an ``event_id`` column get a stable id from the row's mapped values.
+Cost events without an ``event_id`` column get a stable id from the row's mapped values; a
+teams file with only names (or only ids) gets the other from it (``Payments Squad`` →
+``payments-squad``), so ``--entity teams`` takes a plain list of team names.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "severity": ("sev", "priority"),
     "metric_id": ("metric", "metricname", "kpi"),
     "value": ("amount", "measure", "val"),
+    "team_id": ("team", "teamid", "squad"),
 }
 
 
@@ -99,6 +102,9 @@ def build(raw: RawTable, options: ImportOptions, mapping: GenericMapping) -> Map
     if mapping.entity == "cost_events" and "event_id" not in frame.columns:
         parts = [pl.col(n) for n in frame.columns if n != ROW]
         frame = frame.with_columns(v.line_item_id(raw.filename, parts).alias("event_id"))
+    if mapping.entity == "teams" and ("team_id" in frame.columns) != ("name" in frame.columns):
+        given = pl.col("name") if "name" in frame.columns else pl.col("team_id")
+        frame = frame.select(ROW, v.team_id(given).alias("team_id"), v.text(given).alias("name"))
     return Mapped({mapping.entity: frame})
 
 

@@ -10,6 +10,9 @@ Deployments: ``GET /projects/:id/deployments`` — ``id``, ``iid``, ``ref``, ``s
 ``created_at``, ``updated_at``, ``finished_at``, ``status`` (created/running/success/failed/
 canceled/blocked), ``environment.name``, ``deployable`` (the job, whose ``pipeline.web_url``
 names the project). Only finished deployments (success or failed) are imported.
+
+A merge request's team, where neither its author nor its work item gives one, is its project's
+namespace (``payments`` for ``payments/mortgage-api``); such teams are added when new.
 """
 
 from __future__ import annotations
@@ -42,22 +45,34 @@ def build_merge_requests(raw: RawTable, options: ImportOptions) -> Mapped:
     )
     state = v.text(c("state")).str.to_lowercase()
     title, branch = v.text(c("title")), v.text(c("source_branch"))
-    frame = with_rows(raw.frame).select(
-        ROW,
-        pl.concat_str([repo, pl.lit("!"), v.text(c("iid"))]).alias("pr_id"),
-        repo.alias("repo"),
-        v.number(c("iid")).alias("number"),
-        title.alias("title"),
-        branch.alias("branch"),
-        author.alias("author_id"),
-        pl.when(is_agent).then(pl.lit("agent")).otherwise(pl.lit("human")).alias("author_kind"),
-        v.work_item_key(title, branch).alias("work_item_key"),
-        pl.when(state.is_in(["opened", "locked"])).then(pl.lit("open")).otherwise(state).alias("state"),
-        v.timestamp(c("created_at"), options.timezone).alias("created_at"),
-        v.timestamp(c("merged_at"), options.timezone).alias("merged_at"),
-        pl.coalesce(v.text(c("merge_commit_sha")), v.text(c("squash_commit_sha"))).alias("merge_commit_sha"),
+    frame = (
+        with_rows(raw.frame)
+        .select(
+            ROW,
+            pl.concat_str([repo, pl.lit("!"), v.text(c("iid"))]).alias("pr_id"),
+            repo.alias("repo"),
+            v.number(c("iid")).alias("number"),
+            title.alias("title"),
+            branch.alias("branch"),
+            author.alias("author_id"),
+            pl.when(is_agent).then(pl.lit("agent")).otherwise(pl.lit("human")).alias("author_kind"),
+            v.work_item_key(title, branch).alias("work_item_key"),
+            pl.when(state.is_in(["opened", "locked"])).then(pl.lit("open")).otherwise(state).alias("state"),
+            v.timestamp(c("created_at"), options.timezone).alias("created_at"),
+            v.timestamp(c("merged_at"), options.timezone).alias("merged_at"),
+            pl.coalesce(v.text(c("merge_commit_sha")), v.text(c("squash_commit_sha"))).alias("merge_commit_sha"),
+            repo.str.extract(r"^(.+)/[^/]+$", 1).alias("__namespace"),
+        )
+        .with_columns(v.team_id(pl.col("__namespace")).alias("team_id"))
     )
-    return Mapped({"pull_requests": frame}, fills={"people": people_from(frame, "author_id", "author_kind")})
+    teams = (
+        frame.filter(pl.col("team_id").is_not_null())
+        .group_by("team_id", maintain_order=True)
+        .agg(pl.col(ROW).first(), pl.col("__namespace").first().alias("name"))
+        .select(ROW, "team_id", "name")
+    )
+    people = people_from(frame, "author_id", "author_kind")
+    return Mapped({"pull_requests": frame.drop("__namespace")}, fills={"teams": teams, "people": people})
 
 
 def build_deployments(raw: RawTable, options: ImportOptions) -> Mapped:

@@ -12,6 +12,11 @@ Epics become features (status from ``Status Category``: To Do → planned, In Pr
 in_progress, Done → delivered, or cancelled when resolved as Won't Do); every other issue
 becomes a work item whose feature is its epic (a sub-task inherits its parent's epic). An epic
 referenced but not in the file is added as a placeholder feature unless already stored.
+
+The Team field (``Custom field (Team)``, or ``Team``) creates teams (added only when new, so a
+name changed on the Teams page stays) and sets them: a work item's team is its own, else its
+epic's; an epic's is its own, else the team of most of its work items; an assignee's is the
+team of most of their work items (for people not yet stored).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
         v.text(c("Parent key")).alias("parent_key"),
         v.text(c("Parent")).alias("parent"),
         v.text(c("Parent summary")).alias("parent_summary"),
+        v.text(c("Custom field (Team)", "Team")).alias("team_name"),
+        v.team_id(c("Custom field (Team)", "Team")).alias("team_id"),
     )
     ids = issues.select(pl.col("issue_id").alias("parent"), pl.col("key").alias("parent_by_id")).drop_nulls()
     issues = issues.join(ids, on="parent", how="left", maintain_order="left").with_columns(
@@ -79,11 +86,19 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
         .alias("feature_id"),
         pl.coalesce("assignee_account", "assignee_name").alias("assignee_id"),
     )
+    epic_teams = issues.filter(pl.col("is_epic")).select(
+        pl.col("key").alias("feature_id"), pl.col("team_id").alias("__epic")
+    )
+    issues = issues.join(epic_teams, on="feature_id", how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("is_epic")).then("team_id").otherwise(pl.coalesce("team_id", "__epic")).alias("team_id")
+    )
+    items_team = _most_common_team(issues.filter(~pl.col("is_epic")), "feature_id")
 
     epics = issues.filter(pl.col("is_epic")).select(
         ROW,
         pl.col("key").alias("feature_id"),
         pl.col("title").alias("name"),
+        "team_id",
         _feature_status().alias("status"),
         pl.col("start_date").alias("started_at"),
         pl.when(_feature_status() == "delivered").then(pl.col("resolved_at")).alias("delivered_at"),
@@ -93,12 +108,18 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
         pl.col("key").alias("work_item_key"),
         "title",
         "feature_id",
+        "team_id",
         "type",
         "status",
         "story_points",
         "assignee_id",
         "created_at",
         "resolved_at",
+    )
+    epics = (
+        epics.join(items_team, on="feature_id", how="left", maintain_order="left")
+        .with_columns(pl.coalesce("team_id", "__team").alias("team_id"))
+        .drop("__team")
     )
     placeholders = (
         issues.filter(~pl.col("is_epic") & pl.col("feature_id").is_not_null())
@@ -111,8 +132,22 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
             pl.coalesce("parent_summary", "feature_id").alias("name"),
             pl.lit("planned").alias("status"),
         )
+        .join(items_team, on="feature_id", how="left", maintain_order="left")
+        .rename({"__team": "team_id"})
     )
     people = people_from(issues.filter(~pl.col("is_epic")), "assignee_id", name_column="assignee_name")
+    people = people.join(
+        _most_common_team(issues.filter(~pl.col("is_epic")), "assignee_id").rename({"assignee_id": "person_id"}),
+        on="person_id",
+        how="left",
+        maintain_order="left",
+    ).rename({"__team": "team_id"})
+    teams = (
+        issues.filter(pl.col("team_id").is_not_null())
+        .group_by("team_id", maintain_order=True)
+        .agg(pl.col(ROW).first(), pl.col("team_name").first().alias("name"))
+        .select(ROW, "team_id", "name")
+    )
     notes = []
     if placeholders.height:
         notes.append(
@@ -121,8 +156,20 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
         )
     return Mapped(
         {"features": epics, "work_items": work_items},
-        fills={"people": people, "features": placeholders},
+        fills={"teams": teams, "people": people, "features": placeholders},
         notes=tuple(notes),
+    )
+
+
+def _most_common_team(rows: pl.DataFrame, by: str) -> pl.DataFrame:
+    """``by`` → the team of most of its rows (``__team``); ties go to the team seen first."""
+    return (
+        rows.filter(pl.col(by).is_not_null() & pl.col("team_id").is_not_null())
+        .group_by(by, "team_id", maintain_order=True)
+        .len()
+        .sort("len", descending=True, maintain_order=True)
+        .unique(by, keep="first", maintain_order=True)
+        .select(by, pl.col("team_id").alias("__team"))
     )
 
 
@@ -149,7 +196,7 @@ def _feature_status() -> pl.Expr:
 FORMAT = Format(
     name="jira_csv",
     label="Jira CSV export (all fields)",
-    entities=("features", "work_items", "people"),
+    entities=("teams", "features", "work_items", "people"),
     signature=("Issue key", "Issue Type", "Summary"),
     hints=(
         "Issue id",
@@ -169,6 +216,7 @@ FORMAT = Format(
         "features": {
             "feature_id": "Issue key (epics)",
             "name": "Summary",
+            "team_id": "Custom field (Team), else most of its issues' team",
             "status": "Status Category / Resolution",
             "started_at": "Custom field (Start date)",
             "delivered_at": "Resolved (when done)",
@@ -181,9 +229,14 @@ FORMAT = Format(
             "story_points": "Custom field (Story Points) or (Story point estimate)",
             "feature_id": "Custom field (Epic Link), Parent key or Parent",
             "assignee_id": "Assignee Id or Assignee",
+            "team_id": "Custom field (Team), else its epic's",
             "created_at": "Created",
             "resolved_at": "Resolved",
         },
-        "people": {"person_id": "Assignee Id or Assignee (added only when new)"},
+        "people": {
+            "person_id": "Assignee Id or Assignee (added only when new)",
+            "team_id": "team of most of their issues",
+        },
+        "teams": {"team_id": "Custom field (Team), as a lower-case id", "name": "Custom field (Team)"},
     },
 )

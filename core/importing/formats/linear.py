@@ -10,6 +10,8 @@ Columns: ``ID`` (``ENG-42``), ``Team``, ``Title``, ``Description``, ``Status``, 
 Issues become work items (estimate → story points); each project becomes a feature
 (``linear:<Project ID>``) that is delivered when all its issues are completed or canceled
 (delivered at the last completion), in progress once any issue has started, else planned.
+``Team`` creates teams (added when new) and is each issue's team; a project's team is the team
+of most of its issues, and so is an assignee's (for people not yet stored).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
         ROW,
         v.text(c("ID")).alias("work_item_key"),
         v.text(c("Title")).alias("title"),
+        v.team_id(c("Team")).alias("team_id"),
+        v.text(c("Team")).alias("team_name"),
         pl.when(project.is_not_null()).then(pl.concat_str([pl.lit("linear:"), project])).alias("feature_id"),
         v.text(c("Project")).alias("project_name"),
         pl.coalesce(v.text(c("Labels")).str.split(",").list.first().str.strip_chars(), pl.lit("Issue")).alias("type"),
@@ -52,6 +56,7 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
             pl.col("started_at").is_not_null().any().alias("__started"),
             pl.col("started_at").min().alias("started_at"),
             pl.col("completed_at").max().alias("__last"),
+            pl.col("team_id").drop_nulls().mode().sort().first().alias("team_id"),
         )
         .select(
             ROW,
@@ -65,18 +70,34 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
             .alias("status"),
             "started_at",
             pl.when("__done").then(pl.col("__last")).alias("delivered_at"),
+            "team_id",
         )
     )
-    work_items = issues.drop("project_name", "completed_at")
-    return Mapped(
-        {"features": features, "work_items": work_items}, fills={"people": people_from(work_items, "assignee_id")}
+    teams = (
+        issues.filter(pl.col("team_id").is_not_null())
+        .group_by("team_id", maintain_order=True)
+        .agg(pl.col(ROW).first(), pl.col("team_name").first().alias("name"))
+        .select(ROW, "team_id", "name")
     )
+    work_items = issues.drop("project_name", "completed_at", "team_name")
+    people = people_from(work_items, "assignee_id").join(
+        work_items.filter(pl.col("assignee_id").is_not_null() & pl.col("team_id").is_not_null())
+        .group_by("assignee_id", "team_id", maintain_order=True)
+        .len()
+        .sort("len", descending=True, maintain_order=True)
+        .unique("assignee_id", keep="first", maintain_order=True)
+        .select(pl.col("assignee_id").alias("person_id"), "team_id"),
+        on="person_id",
+        how="left",
+        maintain_order="left",
+    )
+    return Mapped({"features": features, "work_items": work_items}, fills={"teams": teams, "people": people})
 
 
 FORMAT = Format(
     name="linear_csv",
     label="Linear CSV export",
-    entities=("features", "work_items", "people"),
+    entities=("teams", "features", "work_items", "people"),
     signature=("ID", "Title", "Status", "Team", "Created"),
     hints=("Estimate", "Project", "Project ID", "Assignee", "Started", "Completed", "Canceled", "Cycle Name"),
     build=build,
@@ -93,6 +114,7 @@ FORMAT = Format(
             "started_at": "Started",
             "resolved_at": "Completed / Canceled",
             "type": "first label",
+            "team_id": "Team, as a lower-case id",
         },
         "features": {
             "feature_id": "'linear:' + Project ID",

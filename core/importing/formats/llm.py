@@ -14,7 +14,13 @@ export has ``usage_date_utc``, ``model_version``, ``api_key``, ``workspace``, ``
 ``usage_input_tokens_no_cache``, ``usage_input_tokens_cache_write_5m``,
 ``usage_input_tokens_cache_write_1h``, ``usage_input_tokens_cache_read``,
 ``usage_output_tokens``. Rows that look identical are separate line items: every row becomes
-its own cost event (numbered by occurrence), so totals are summed, never de-duplicated.
+its own cost event (numbered by occurrence), so totals are summed, never de-duplicated. The
+Console writes ``--`` where a field does not apply (a web search has no model or token type);
+``--`` is read as empty.
+
+Each event keeps the provider's account identifiers for the key map (entity ``cost_keys``):
+Anthropic ``api_key`` as the account key and ``workspace`` as its scope; OpenAI ``api_key_id``
+(else ``user_id``) as the key and ``project_id`` as the scope.
 
 Where only tokens are given, the model price table (setting ``import.model_prices``) turns
 them into money; a model with no price keeps its tokens and an empty amount.
@@ -23,6 +29,7 @@ them into money; a model with no price keeps its tokens and an empty amount.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import polars as pl
 
@@ -49,6 +56,7 @@ def build_openai_cost(raw: RawTable, options: ImportOptions) -> Mapped:
         v.number(c("amount_value")).alias("amount"),
         pl.coalesce(v.text(c("amount_currency")).str.to_uppercase(), pl.lit("USD")).alias("currency"),
         _detail("OpenAI", line, project).alias("detail"),
+        v.text(c("project_id")).alias("account_scope"),
     )
     return Mapped(
         {"cost_events": events}, skipped=rows.height - events.height, notes=_skipped_note(rows.height - events.height)
@@ -101,6 +109,8 @@ def build_openai_usage(raw: RawTable, options: ImportOptions) -> Mapped:
                 pl.when(batch.fill_null(False)).then(pl.lit(" (batch)")).otherwise(pl.lit("")),
             ]
         ).alias("detail"),
+        pl.coalesce(v.text(c("api_key_id")), v.text(c("user_id"))).alias("account_key"),
+        v.text(c("project_id")).alias("account_scope"),
     )
     skipped = rows.height - events.height
     notes = [*_skipped_note(skipped), *_unpriced_note(priced, model)]
@@ -111,9 +121,9 @@ def build_anthropic_cost(raw: RawTable, options: ImportOptions) -> Mapped:
     """One cost event per line of an Anthropic Console cost export (look-alike lines are all kept)."""
     c = Columns(raw.frame)
     rows = with_rows(raw.frame)
-    keep = v.text(c("cost_usd")).is_not_null()
-    model = v.text(c("model"))
-    token_type = v.text(c("token_type"))
+    keep = _console_text(c("cost_usd")).is_not_null()
+    model = _console_text(c("model"))
+    token_type = _console_text(c("token_type"))
     events = rows.filter(keep).select(
         ROW,
         v.line_item_id(
@@ -132,11 +142,15 @@ def build_anthropic_cost(raw: RawTable, options: ImportOptions) -> Mapped:
         ).alias("event_id"),
         v.timestamp(c("usage_date_utc")).alias("occurred_at"),
         pl.lit("llm").alias("source"),
-        v.number(c("cost_usd")).alias("amount"),
+        v.number(_console_text(c("cost_usd"))).alias("amount"),
         pl.lit("USD").alias("currency"),
         _detail(
-            "Anthropic", pl.concat_str([model, token_type], separator=" ", ignore_nulls=True), v.text(c("workspace"))
+            "Anthropic",
+            pl.concat_str([model, token_type], separator=" ", ignore_nulls=True),
+            _console_text(c("workspace")),
         ).alias("detail"),
+        _console_text(c("api_key")).alias("account_key"),
+        _console_text(c("workspace")).alias("account_scope"),
     )
     return Mapped(
         {"cost_events": events}, skipped=rows.height - events.height, notes=_skipped_note(rows.height - events.height)
@@ -147,13 +161,13 @@ def build_anthropic_usage(raw: RawTable, options: ImportOptions) -> Mapped:
     """One cost event (tokens, priced by model) per line of an Anthropic Console usage export."""
     c = Columns(raw.frame)
     rows = with_rows(raw.frame)
-    model = v.text(c("model_version", "model"))
+    model = _console_text(c("model_version", "model"))
     parts = {
-        "no_cache": v.number(c("usage_input_tokens_no_cache")),
-        "write_5m": v.number(c("usage_input_tokens_cache_write_5m")),
-        "write_1h": v.number(c("usage_input_tokens_cache_write_1h")),
-        "read": v.number(c("usage_input_tokens_cache_read")),
-        "output": v.number(c("usage_output_tokens")),
+        "no_cache": v.number(_console_text(c("usage_input_tokens_no_cache"))),
+        "write_5m": v.number(_console_text(c("usage_input_tokens_cache_write_5m"))),
+        "write_1h": v.number(_console_text(c("usage_input_tokens_cache_write_1h"))),
+        "read": v.number(_console_text(c("usage_input_tokens_cache_read"))),
+        "output": v.number(_console_text(c("usage_output_tokens"))),
     }
     keep = model.is_not_null()
     priced = _with_prices(rows.filter(keep), model, options.model_prices, options)
@@ -184,12 +198,68 @@ def build_anthropic_usage(raw: RawTable, options: ImportOptions) -> Mapped:
         pl.when(amount.is_not_null()).then(pl.lit("USD")).alias("currency"),
         _sum_numbers(list(parts.values())).alias("quantity"),
         pl.lit("tokens").alias("unit"),
-        _detail("Anthropic", model, v.text(c("workspace"))).alias("detail"),
+        _detail("Anthropic", model, _console_text(c("workspace"))).alias("detail"),
+        _console_text(c("api_key")).alias("account_key"),
+        _console_text(c("workspace")).alias("account_scope"),
     )
     skipped = rows.height - events.height
     return Mapped(
         {"cost_events": events}, skipped=skipped, notes=(*_skipped_note(skipped), *_unpriced_note(priced, model))
     )
+
+
+def reconcile_openai(mapped: Mapped, format_name: str, stored: pl.DataFrame) -> Mapped:
+    """OpenAI spend counted once per day: the cost export is the money; usage adds tokens only.
+
+    Importing usage leaves the amount empty on days a stored cost export already prices (its
+    tokens are kept); importing a cost export empties the amount of stored usage buckets of
+    its days. The plan's notes say which was done, so the import result names it.
+    """
+    events = mapped.frames.get("cost_events")
+    if events is None or events.is_empty() or format_name not in ("openai_cost", "openai_usage"):
+        return mapped
+    stored_days = stored.select(
+        pl.col("event_id"), pl.col("occurred_at").dt.date().cast(pl.String).alias("__day"), pl.col("amount")
+    )
+    if format_name == "openai_usage":
+        priced = stored_days.filter(pl.col("event_id").str.starts_with("openai-cost|") & pl.col("amount").is_not_null())
+        covered = priced["__day"].unique().to_list()
+        on_covered = pl.col("occurred_at").str.slice(0, 10).is_in(covered) & pl.col("amount").is_not_null()
+        moved = events.filter(on_covered).height
+        events = events.with_columns(
+            pl.when(on_covered).then(None).otherwise(pl.col(name)).alias(name) for name in ("amount", "currency")
+        )
+        own = events.filter(pl.col("amount").is_not_null()).height
+        notes = [
+            f"{moved} usage bucket(s) fall on days an imported OpenAI cost export already prices: their tokens are "
+            "kept, their money is the cost export's."
+            if moved
+            else "No imported OpenAI cost export covers these days.",
+            f"{own} usage bucket(s) priced from their tokens with the model price table." if own else "",
+        ]
+        return replace(
+            mapped, frames={**mapped.frames, "cost_events": events}, notes=(*mapped.notes, *filter(None, notes))
+        )
+    days = events["occurred_at"].str.slice(0, 10).unique().to_list()
+    usage_ids = stored_days.filter(
+        pl.col("event_id").str.starts_with("openai-usage|")
+        & pl.col("amount").is_not_null()
+        & pl.col("__day").is_in(days)
+    )["event_id"]
+    if usage_ids.is_empty():
+        note = "The cost export is the money for its days; no usage bucket of these days was priced before."
+        return replace(mapped, notes=(*mapped.notes, note))
+    unpriced = (
+        stored.filter(pl.col("event_id").is_in(usage_ids.implode()))
+        .with_columns(pl.lit(None, dtype=pl.Float64).alias("amount"), pl.lit(None, dtype=pl.String).alias("currency"))
+        .select(pl.lit(0, dtype=pl.Int64).alias(ROW), pl.all().cast(pl.String))
+    )
+    note = (
+        f"{unpriced.height} stored OpenAI usage bucket(s) of these days keep their tokens; their amount is cleared, "
+        "as this cost export is the money for those days."
+    )
+    merged = pl.concat([events, unpriced], how="diagonal_relaxed")
+    return replace(mapped, frames={**mapped.frames, "cost_events": merged}, notes=(*mapped.notes, note))
 
 
 def _with_prices(
@@ -215,6 +285,12 @@ def _with_prices(
         table["__p_write"].append(price.cache_write if price.cache_write is not None else price.input * 1.25)
     schema = {"__model": pl.String, **{k: pl.Float64 for k in table if k != "__model"}}
     return frame.join(pl.DataFrame(table, schema=schema), on="__model", how="left", maintain_order="left")
+
+
+def _console_text(expr: pl.Expr) -> pl.Expr:
+    """An Anthropic Console cell as text, with its ``--`` placeholder (field does not apply) as empty."""
+    cell = v.text(expr)
+    return pl.when(cell == "--").then(None).otherwise(cell)
 
 
 def _f(expr: pl.Expr) -> pl.Expr:
@@ -261,6 +337,7 @@ OPENAI_COST = Format(
             "amount": "amount_value",
             "currency": "amount_currency",
             "detail": "line_item [project]",
+            "account_scope": "project_id",
             "source": "'llm'",
         }
     },
@@ -278,8 +355,10 @@ OPENAI_USAGE = Format(
             "event_id": "bucket + project + user + key + model (+ occurrence)",
             "occurred_at": "start_time_iso",
             "quantity": "input_tokens + output_tokens",
-            "amount": "tokens × model price table",
+            "amount": "tokens × model price table (none on days a cost export already prices)",
             "detail": "model",
+            "account_key": "api_key_id, else user_id",
+            "account_scope": "project_id",
             "source": "'llm'",
         }
     },
@@ -299,6 +378,8 @@ ANTHROPIC_COST = Format(
             "amount": "cost_usd",
             "currency": "'USD'",
             "detail": "model token_type [workspace]",
+            "account_key": "api_key",
+            "account_scope": "workspace",
             "source": "'llm'",
         }
     },
@@ -318,6 +399,8 @@ ANTHROPIC_USAGE = Format(
             "quantity": "all input and output tokens",
             "amount": "tokens × model price table",
             "detail": "model_version [workspace]",
+            "account_key": "api_key",
+            "account_scope": "workspace",
             "source": "'llm'",
         }
     },
