@@ -1,7 +1,8 @@
 """What an import may be told beyond the file: time zone, agent logins, model prices, a column mapping.
 
 Workspace settings hold the defaults (``import.timezone``, ``import.agent_logins``,
-``import.model_prices``, ``import.max_bytes``, ``import.circleci_credit_price``);
+``import.model_prices``, ``import.max_bytes``, ``import.circleci_credit_price``,
+``import.date_range``);
 :func:`options_from_settings` reads them so the Data page and the CLI import alike.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from core.importing.reading import DEFAULT_MAX_BYTES
+from core.schema import DATE_RANGE
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class ImportOptions:
     model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_MODEL_PRICES))
     circleci_credit_price: float = CIRCLECI_CREDIT_PRICE
     max_bytes: int = DEFAULT_MAX_BYTES
+    date_range: tuple[date, date] = DATE_RANGE
+    """The first and last day an imported date may fall on; anything outside is a problem of its row."""
     metric_ids: Mapping[str, str] = field(default_factory=dict)
     """Lower-cased metric id or name → metric id, so observation files may name metrics either way."""
 
@@ -108,9 +113,18 @@ def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> Impo
         model_prices=prices,
         max_bytes=int(settings.get("import.max_bytes") or options.max_bytes),
         circleci_credit_price=float(settings.get("import.circleci_credit_price") or options.circleci_credit_price),
+        date_range=_date_range(settings.get("import.date_range")) or options.date_range,
     )
     return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _date_range(value: Any) -> tuple[date, date] | None:
+    """``import.date_range`` (two ISO days, first and last) as dates; None when unset."""
+    if not value:
+        return None
+    first, last = (v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value)
+    return first, last

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,8 +18,8 @@ import polars as pl
 from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS, ROW, Mapped, generic
 from core.importing.options import GenericMapping, ImportOptions
-from core.importing.reading import RawTable, excel_sheets, read_source
-from core.schema import ENTITIES, Problem, coerce, validate
+from core.importing.reading import RawTable, excel_sheets, is_panic, read_source
+from core.schema import DATE_RANGE, ENTITIES, Problem, coerce, validate
 from core.store import Store
 
 T = TypeVar("T")
@@ -218,7 +219,9 @@ def _plan_import(
         )
     if entity is not None and chosen != GENERIC:
         mapped = Mapped({entity: mapped.frames[entity]}, fills=mapped.fills, notes=mapped.notes, skipped=mapped.skipped)
-    return plan_frames(mapped, raw.filename, chosen, store=store, source_rows=raw.frame.height)
+    return plan_frames(
+        mapped, raw.filename, chosen, store=store, source_rows=raw.frame.height, date_range=options.date_range
+    )
 
 
 def plan_frames(
@@ -228,6 +231,7 @@ def plan_frames(
     *,
     store: Store | None = None,
     source_rows: int | None = None,
+    date_range: tuple[date, date] = DATE_RANGE,
 ) -> ImportPlan:
     """A validated plan from frames already in canonical columns (used for database connections too)."""
     if not isinstance(mapped, Mapped):
@@ -253,7 +257,7 @@ def plan_frames(
     rejected: dict[str, int] = {}
     for group in (fills, frames):
         for entity, frame in group.items():
-            found = _validate(entity, frame, known, source)
+            found = _validate(entity, frame, known, source, date_range)
             problems.extend(found)
             bad_rows = {p.row for p in found if p.row is not None}
             if any(p.row is None for p in found):
@@ -280,8 +284,15 @@ def _guarded(name: str, work: Callable[[], T]) -> T:
     except ImportFailed:
         raise
     except Exception as error:
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ImportFailed(f"{name}: could not be mapped ({detail}).") from None
+        raise ImportFailed(f"{name}: could not be mapped ({_detail(error)}).") from None
+    except BaseException as error:
+        if not is_panic(error):
+            raise
+        raise ImportFailed(f"{name}: could not be mapped (the reader failed: {_detail(error)}).") from None
+
+
+def _detail(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
 def _name_of(source: Path | str | bytes) -> str:
@@ -309,9 +320,11 @@ def without_rejected(plan: ImportPlan) -> ImportPlan:
     )
 
 
-def _validate(entity: str, frame: pl.DataFrame, known: dict[str, pl.DataFrame], source: str) -> list[Problem]:
+def _validate(
+    entity: str, frame: pl.DataFrame, known: dict[str, pl.DataFrame], source: str, date_range: tuple[date, date]
+) -> list[Problem]:
     rows = frame[ROW].to_list() if ROW in frame.columns else list(range(1, frame.height + 1))
-    found = validate(entity, frame.drop(ROW, strict=False), known, source)
+    found = validate(entity, frame.drop(ROW, strict=False), known, source, date_range)
     return [replace(p, row=rows[p.row - 1] if p.row is not None and 0 < p.row <= len(rows) else p.row) for p in found]
 
 
