@@ -178,7 +178,7 @@ def _read(data: bytes, name: str, sheet: str | None) -> RawTable:
     text, encoding = _decode(data, name)
     stripped = text.lstrip(" \t\r\n\ufeff")
     if stripped.startswith(GITLOG_RECORD):
-        return _finish(_read_gitlog(stripped), "gitlog", name, (), encoding=encoding)
+        return _finish(_read_gitlog(stripped, name), "gitlog", name, (), encoding=encoding)
     if kind in ("json", "ndjson") or (kind == "text" and stripped[:1] in "[{"):
         records = _json_records(stripped, name, ndjson=kind == "ndjson")
         frame = _records_frame(records, name)
@@ -426,11 +426,13 @@ def _json_records(text: str, name: str, ndjson: bool) -> list[Any]:
 
 
 def _records_frame(records: list[Any], name: str) -> pl.DataFrame:
-    flat = [_flatten(r) if isinstance(r, dict) else {"value": _text(r)} for r in records]
-    if not flat:
-        raise ImportFailed("the JSON list is empty: there are no records to import.")
+    if not records:
+        raise ImportFailed(f"{name}: the JSON list is empty: there are no records to import.")
+    flat: list[dict[str, str | None]] = []
     columns: dict[str, None] = {}
-    for number, row in enumerate(flat, start=1):
+    for number, record in enumerate(records, start=1):
+        row = _flatten(record) if isinstance(record, dict) else {"value": _text(record)}
+        flat.append(row)
         columns.update(dict.fromkeys(row))
         if len(columns) > MAX_JSON_KEYS:
             raise ImportFailed(
@@ -438,7 +440,7 @@ def _records_frame(records: list[Any], name: str) -> pl.DataFrame:
                 f"{number:,}, nested fields flattened); no export the model maps is that wide."
             )
     if not columns:
-        raise ImportFailed("the JSON records have no fields.")
+        raise ImportFailed(f"{name}: the JSON records have no fields.")
     data = {c: [row.get(c) for row in flat] for c in columns}
     return pl.DataFrame(data, schema={c: pl.String for c in columns})
 
@@ -466,7 +468,7 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _read_gitlog(text: str) -> pl.DataFrame:
+def _read_gitlog(text: str, name: str) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for chunk in text.split(GITLOG_RECORD):
         if not chunk.strip():
@@ -475,7 +477,7 @@ def _read_gitlog(text: str) -> pl.DataFrame:
         fields = head.split(GITLOG_FIELD)
         if len(fields) < 7:
             raise ImportFailed(
-                "the git log text is not in the documented format (see `python -m core import --help` "
+                f"{name}: the git log text is not in the documented format (see `python -m core import --help` "
                 "or core/importing/formats/gitlog.py for the exact command)."
             )
         additions = deletions = files = 0
@@ -500,7 +502,7 @@ def _read_gitlog(text: str) -> pl.DataFrame:
             }
         )
     if not rows:
-        raise ImportFailed("the git log text holds no commits.")
+        raise ImportFailed(f"{name}: the git log text holds no commits.")
     return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]})
 
 
