@@ -118,6 +118,9 @@ def judge_corpus(files: Iterator[HostileFile], timeout: float = HANG_SECONDS) ->
                 worker = None
             path.unlink()
             _count(summary, file, result)
+            done = sum(summary.outcomes.values())
+            if done % 1000 == 0:
+                print(f"{done:,} files: " + ", ".join(f"{o} {summary.outcomes[o]}" for o in OUTCOMES), file=sys.stderr)
         if worker is not None:
             worker.close()
     return summary

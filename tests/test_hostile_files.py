@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -85,7 +84,7 @@ def test_the_date_range_is_a_setting() -> None:
     assert [p.row for p in plan_import(old, "m.csv", entity="milestones").problems] == [1]
 
 
-def test_parquet_datetimes_outside_what_python_holds_never_reach_the_store(store: Store, tmp_path: Path) -> None:
+def test_parquet_datetimes_outside_what_python_holds_never_reach_the_store(store: Store) -> None:
     frame = pl.DataFrame(
         {
             "deployment_id": ["D1", "D2"],
