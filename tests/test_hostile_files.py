@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import sqlite3
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from bench.hostile_files import FAMILIES, OUTCOMES, corpus, judge_corpus
+from bench.hostile_files import FAMILIES, OUTCOMES, _changed, corpus, judge_corpus
 from core.importing import ImportFailed, options_from_settings, plan_import, run_import
 from core.schema import ENTITIES
 from core.store import Store
@@ -100,3 +103,19 @@ def test_parquet_datetimes_outside_what_python_holds_never_reach_the_store(store
     ):
         plan_import(buffer.getvalue(), "far.parquet", entity="deployments", store=store)  # a Rust panic inside polars
     assert store.read("deployments").height == 0
+
+
+def test_a_changed_table_is_noticed_and_a_rewritten_file_with_the_same_rows_is_not(tmp_path: Path) -> None:
+    database = tmp_path / "w.db"
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE teams (team_id TEXT)")
+        connection.execute("INSERT INTO teams VALUES ('T1')")
+        connection.commit()
+        before = database.read_bytes()
+        assert not _changed(database, before)
+        connection.execute("INSERT INTO teams VALUES ('T2')")
+        connection.commit()
+        assert _changed(database, before)
+        connection.execute("DELETE FROM teams WHERE team_id = 'T2'")
+        connection.commit()
+        assert database.read_bytes() != before and not _changed(database, before)
