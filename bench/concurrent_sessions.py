@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.workspace import Workspace
-
 from core import access
 from core.access import Viewer
 from core.bootstrap import DEMO_USERS, seed_demo
-from core.store import open_store
+from core.store.database import open_store
+from core.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]

@@ -59,7 +59,7 @@ def dora_measures(frames: Frames, _: Upstream | None) -> list[pl.DataFrame]:
 
 
 def hypothesis_verdicts(frames: Frames, up: Upstream | None) -> pl.DataFrame:
-    """Every delivered feature's verdict (``core.verdicts.judge_hypotheses``)."""
+    """Every delivered feature's verdict (``core.outcomes.verdicts.judge_hypotheses``)."""
     assert up is not None
     return measures.judged_hypotheses(frames, up.as_of)
 

@@ -27,7 +27,7 @@ class Size:
     """One benchmark size: its name, the demo's scale and the extra cost events per pull request.
 
     ``feature_scale``, ``work_item_scale`` and ``deployment_scale`` replace ``scale`` for those
-    entities (None keeps ``scale``), as ``core.demo.generate_demo`` takes them.
+    entities (None keeps ``scale``), as ``demo.generate_demo`` takes them.
     """
 
     name: str

@@ -188,7 +188,7 @@ def restrict_metrics(viewer: Viewer, metrics: pl.LazyFrame) -> pl.LazyFrame:
 def restrict_throughput(viewer: Viewer, series: pl.LazyFrame, team_id: str | None) -> pl.LazyFrame:
     """The columns of a throughput series ``viewer`` may see for ``team_id`` (None: the organisation).
 
-    Each level's block of columns (``core.throughput.LEVELS``) goes through ``restrict`` and is kept
+    Each level's block of columns (``core.delivery.throughput.LEVELS``) goes through ``restrict`` and is kept
     only where ``may_see`` allows it, so an executive's frame has no PR counts at all.
     """
     keys = ["period_start", "period_end"]

@@ -36,7 +36,7 @@ HISTORY_DAYS = 730
 class Demo:
     """A generated organisation: its frames and the truth planted in them.
 
-    ``frames`` holds every entity of ``core.schema.ENTITIES``, conformed. ``planted_effects`` has
+    ``frames`` holds every entity of ``core.model.schema.ENTITIES``, conformed. ``planted_effects`` has
     one row per feature: feature_id, metric_id (its capability's outcome metric) and true_effect,
     the relative step its delivery planted in that metric's 'all' segment (0.0 when none).
     ``high_activity_team`` is the team planted with rising activity and flat value (None when

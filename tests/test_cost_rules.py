@@ -131,10 +131,10 @@ def test_cost_keys_must_map_to_exactly_one_target() -> None:
     )
     problems = [str(p) for p in validate("cost_keys", frame)]
     assert problems == [
-        "cost_keys row 1, column `team_id, person_id, feature_id`: `T1, alice` must set exactly one of "
-        "team_id, person_id, feature_id",
-        "cost_keys row 2, column `team_id, person_id, feature_id`: must set exactly one of team_id, person_id, "
-        "feature_id",
+        "cost_keys row 1, column `team_id, person_id, feature_id`: `T1, alice` maps to more than one of a team, "
+        "a person or a feature; set exactly one",
+        "cost_keys row 2, column `team_id, person_id, feature_id`: maps to none of a team, a person or a feature; "
+        "set exactly one",
     ]
 
 

@@ -143,3 +143,20 @@ def test_the_reports_charts_keep_their_colours_outside_the_app(monkeypatch: pyte
         colorway = json.loads(layout)["template"]["layout"]["colorway"]
         assert colorway == list(pio.templates[REPORT_TEMPLATE].layout.colorway)
         assert not any(colour.startswith("#00000") for colour in colorway)
+
+
+def test_formula_characters_after_white_space_or_full_width_are_neutralised() -> None:
+    hidden = [
+        " =1+1",
+        "\t@SUM(A1)",
+        "\n+1",
+        "\r\n-2",
+        "  \u3000=X",
+        "\uff1dHYPERLINK(1)",
+        "\uff0b1",
+        "\uff0d1",
+        "\uff20A",
+    ]
+    harmless = ["a =1", "plain", " text", "1-2", "x\uff1d"]
+    safe = neutralise_formulas(pl.DataFrame({"title": [*hidden, *harmless]}))
+    assert safe["title"].to_list() == [*("'" + v for v in hidden), *harmless]

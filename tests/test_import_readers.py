@@ -5,6 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.importing import ImportFailed, ImportOptions, plan_import, read_source, recognise
+from core.importing import ImportFailed, ImportOptions, plan_import, read_source, reading, recognise
+from core.importing import plan as plan_module
+from core.importing.isolated import read_isolated
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 
@@ -152,3 +159,145 @@ def test_arbitrary_tables_only_ever_raise_import_failed(
         with contextlib.suppress(ImportFailed):
             recognise(data, name)
             plan_import(data, name, entity="cost_events")
+
+
+def _workbook(rows: list[list[str]], sheet_xml: Callable[[bytes], bytes] = lambda xml: xml) -> bytes:
+    """An .xlsx of one sheet `Data` holding ``rows``, its sheet XML passed through ``sheet_xml``."""
+    import xlsxwriter
+
+    written = io.BytesIO()
+    book = xlsxwriter.Workbook(written)
+    sheet = book.add_worksheet("Data")
+    for index, row in enumerate(rows):
+        sheet.write_row(index, 0, row)
+    book.close()
+    source, out = zipfile.ZipFile(written), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            target.writestr(info.filename, sheet_xml(body) if info.filename == "xl/worksheets/sheet1.xml" else body)
+    return out.getvalue()
+
+
+FAR_CELL = b'</row><row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'
+
+
+def test_a_sheet_reaching_the_last_cell_is_refused_before_calamine_reads_it() -> None:
+    hostile = _workbook([["a", "b"], ["1", "2"]], lambda xml: xml.replace(b"</row></sheetData>", FAR_CELL))
+    assert len(hostile) < 8192
+    with pytest.raises(ImportFailed) as refused:
+        read_source(hostile, "far.xlsx")
+    assert str(refused.value).startswith("far.xlsx: sheet `Data` reaches row 1,048,576 and column 16,384")
+    declared = _workbook(
+        [["a"], ["1"]], lambda xml: xml.replace(b'<dimension ref="A1:A2"/>', b'<dimension ref="A1:XFD1048576"/>')
+    )
+    with pytest.raises(ImportFailed, match="sheet `Data` reaches row 1,048,576 and column 16,384"):
+        read_source(declared, "declared.xlsx")
+    wide = _workbook(
+        [["a"], ["1"]],
+        lambda xml: xml.replace(b"</row></sheetData>", b'</row><row r="3"><c r="CCC3"><v>1</v></c></row></sheetData>'),
+    )
+    with pytest.raises(ImportFailed, match="column 2,109"):  # CCC = 3·26² + 3·26 + 3
+        read_source(wide, "wide.xlsx")
+
+
+def test_a_reader_that_aborts_costs_one_import_not_the_process() -> None:
+    hostile = _workbook([["a"], ["1"]], lambda xml: xml.replace(b"</row></sheetData>", FAR_CELL))
+    with pytest.raises(ImportFailed, match=r"far\.xlsx: the Excel reader stopped \(SIGABRT\)"):
+        read_isolated("excel", hostile, "far.xlsx", "Data")
+    with pytest.raises(ImportFailed, match=r"slow\.parquet: reading it took longer than 0 s"):
+        read_isolated("parquet", b"PAR1", "slow.parquet", seconds=0.01)
+    assert read_isolated("excel", _workbook([["a"], ["1"]]), "ok.xlsx", "Data").to_series().to_list() == ["a", "1"]
+
+
+def test_a_zip_bomb_workbook_is_refused_by_its_unpacked_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "MAX_UNCOMPRESSED", 1 << 20)
+    bomb = _workbook([["a"], ["1"]], lambda xml: xml.replace(b"<sheetData>", b"<sheetData>" + b" " * (2 << 20)))
+    assert len(bomb) < 20_000
+    with pytest.raises(
+        ImportFailed, match=r"bomb\.xlsx: the workbook unpacks to 2\.0 MiB, more than the limit of 1\.0 MiB"
+    ):
+        read_source(bomb, "bomb.xlsx")
+
+
+def test_the_limit_counts_bytes_read_not_the_reported_size(tmp_path: Path) -> None:
+    with pytest.raises(ImportFailed, match=r"zero: holds more than the import limit of 1\.0 KiB"):
+        read_source("/dev/zero", "zero", max_bytes=1024)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"a,b\n" + b"1,2\n" * 2000))
+    writer.start()
+    with pytest.raises(ImportFailed, match=r"pipe\.csv: holds more than the import limit of 1\.0 KiB"):
+        read_source(fifo, max_bytes=1024)
+    with contextlib.suppress(OSError):  # the reader stopped early: unblock the writer
+        os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer.join(timeout=5)
+
+
+def test_twenty_thousand_empty_header_columns_are_refused_quickly() -> None:
+    data = b"a,b" + b"," * 20_000 + b"\n1,2\n"
+    started = time.perf_counter()
+    with pytest.raises(ImportFailed, match=r"wide\.csv: the header row has 20,002 columns \(2 of them named\)"):
+        read_source(data, "wide.csv")
+    assert time.perf_counter() - started < 2.0
+    trailing = read_source(b"a,b" + b"," * 500 + b"\n1,2\n3,4\n", "tail.csv")
+    assert trailing.frame.columns == ["a", "b"] and trailing.frame["b"].to_list() == ["2", "4"]
+
+
+def test_too_many_columns_or_json_keys_are_refused() -> None:
+    header = ",".join(f"c{i}" for i in range(2001)).encode()
+    with pytest.raises(ImportFailed, match="2,001 columns"):
+        read_source(header + b"\n" + b"1," * 2000 + b"1\n", "many.csv")
+    records = [{f"k{i}": 1} for i in range(20_000)]
+    started = time.perf_counter()
+    with pytest.raises(
+        ImportFailed, match=r"keys\.json: the records have more than 2,000 distinct fields \(counted to record 2,001"
+    ):
+        read_source(json.dumps(records).encode(), "keys.json")
+    assert time.perf_counter() - started < 2.0
+    nested = [{"a": {f"k{i}": 1 for i in range(2001)}}]
+    with pytest.raises(ImportFailed, match="more than 2,000 distinct fields"):
+        read_source(json.dumps(nested).encode(), "nested.json")
+
+
+def test_a_nul_byte_anywhere_is_refused_with_row_and_column() -> None:
+    late = b"incident_id,title,opened_at\n" + b"INC-1,fine,2026-01-05\n" * 500 + b"INC-9,bad\x00title,2026-01-06\n"
+    assert late.index(b"\x00") > 8192
+    with pytest.raises(ImportFailed, match=r"late\.csv: row 501, column `title` holds a NUL character"):
+        plan_import(late, "late.csv", entity="incidents")
+    escaped = json.dumps([{"incident_id": "INC-1", "title": "a\u0000b"}]).encode()
+    with pytest.raises(ImportFailed, match=r"esc\.json: row 1, column `title` holds a NUL character"):
+        read_source(escaped, "esc.json")
+
+
+def test_a_parquet_with_datetimes_out_of_range_is_refused_per_row() -> None:
+    frame = pl.DataFrame(
+        {
+            "deployment_id": ["d1", "d2", "d3"],
+            "environment": ["prod"] * 3,
+            "status": ["success"] * 3,
+            "finished_at": pl.Series([2**62, -(2**62), 1_767_225_600_000_000], dtype=pl.Int64).cast(pl.Datetime("us")),
+        }
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    plan = plan_import(buffer.getvalue(), "far.parquet", entity="deployments")
+    assert [(p.row, p.column) for p in plan.problems] == [(1, "finished_at"), (2, "finished_at")]
+    assert all("outside the accepted dates 1970-01-01 to 2100-12-31" in p.expected for p in plan.problems)
+
+
+def test_a_rust_panic_in_a_reader_becomes_import_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    panic = type("PanicException", (BaseException,), {})
+
+    def explode(*_: object, **__: object) -> None:
+        raise panic("called `Option::unwrap()` on a `None` value")
+
+    monkeypatch.setattr(reading, "_read_csv", explode)
+    with pytest.raises(ImportFailed, match=r"p\.csv: could not be read \(the reader failed: called `Option::unwrap"):
+        read_source(b"a,b\n1,2\n", "p.csv")
+    monkeypatch.setattr(plan_module, "_read_best", explode)
+    with pytest.raises(ImportFailed, match=r"p\.csv: could not be mapped \(the reader failed"):
+        plan_import(b"a,b\n1,2\n", "p.csv")
+    monkeypatch.setattr(reading, "_read_csv", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        read_source(b"a,b\n1,2\n", "p.csv")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 import pytest
@@ -119,3 +119,67 @@ def test_every_entity_references_only_entities_defined_before_it(entity: str) ->
     for column in ENTITIES[entity].columns:
         if column.references:
             assert order.index(column.references[0]) <= order.index(entity), column.name
+
+
+def test_dates_outside_1970_to_2100_are_refused_with_row_column_and_value() -> None:
+    days = ["0000-01-01", "-0001-01-01", "1969-12-31", "1970-01-01", "2100-12-31", "2101-01-01", "2024-05-01"]
+    milestones = pl.DataFrame({"milestone_id": [f"m{i}" for i in range(7)], "name": ["n"] * 7, "date": days})
+    outside = "is outside the accepted dates 1970-01-01 to 2100-12-31 (setting `import.date_range`)"
+    assert [(p.row, p.column, p.value, p.expected) for p in validate("milestones", milestones)] == [
+        (1, "date", "0000-01-01", outside),
+        (2, "date", "-0001-01-01", outside),
+        (3, "date", "1969-12-31", outside),
+        (6, "date", "2101-01-01", outside),
+    ]
+    times = ["1970-01-01T00:00:00Z", "2100-12-31 23:59:59", "2101-01-01 00:00:00", "1969-12-31 23:59:59"]
+    deployments = pl.DataFrame(
+        {
+            "deployment_id": ["d1", "d2", "d3", "d4"],
+            "environment": ["p"] * 4,
+            "status": ["success"] * 4,
+            "finished_at": times,
+        }
+    )
+    assert [p.row for p in validate("deployments", deployments)] == [3, 4]
+    narrow = (date(2024, 1, 1), date(2024, 12, 31))
+    assert [p.row for p in validate("milestones", milestones, date_range=narrow)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_nan_infinite_and_negative_amounts_are_refused() -> None:
+    frame = pl.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(7)],
+            "occurred_at": ["2026-01-05"] * 7,
+            "source": ["llm"] * 7,
+            "amount": ["NaN", "inf", "-inf", "-0.01", "1e309", "3.5", "0"],
+            "quantity": ["1", "nan", "-2", "1", "1", "1", "1"],
+        }
+    )
+    assert _messages("cost_events", frame) == [
+        "cost_events row 1, column `amount`: `NaN` is not a finite number",
+        "cost_events row 2, column `amount`: `inf` is not a finite number",
+        "cost_events row 2, column `quantity`: `nan` is not a finite number",
+        "cost_events row 3, column `amount`: `-inf` is not a finite number",
+        "cost_events row 3, column `quantity`: `-2` is below the minimum 0",
+        "cost_events row 4, column `amount`: `-0.01` is below the minimum 0",
+        "cost_events row 5, column `amount`: `1e309` is not a finite number",
+    ]
+
+
+NON_NEGATIVE = {
+    ("people", "hourly_cost"),
+    ("features", "estimate_cost"),
+    ("hypotheses", "lag_days"),
+    ("hypotheses", "min_meaningful_change"),
+    ("work_items", "story_points"),
+    ("pull_requests", "additions"),
+    ("pull_requests", "deletions"),
+    ("pull_requests", "reviews"),
+    ("cost_events", "amount"),
+    ("cost_events", "quantity"),
+}
+
+
+def test_money_quantities_points_and_sizes_may_not_be_negative() -> None:
+    floored = {(e.name, c.name) for e in ENTITIES.values() for c in e.columns if c.minimum == 0}
+    assert floored == NON_NEGATIVE

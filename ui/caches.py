@@ -122,7 +122,7 @@ def _outcome_progress(home: str, version: int) -> pl.DataFrame:
 
 
 def fitted_series(data: PageData, feature_id: str) -> pl.DataFrame:
-    """One feature's verdict chart: observations, fitted lines and counterfactual (``core.verdicts.fitted_series``)."""
+    """One feature's verdict chart: observations, fitted lines and counterfactual (``verdicts.fitted_series``)."""
     return _fitted_series(data.store.workspace.home.as_posix(), data.version, feature_id)
 
 

@@ -232,7 +232,7 @@ def mapping_frame(mapping: Mapping[str, Mapping[str, str]]) -> pl.DataFrame:
 
 
 def with_password(url: str, password: str) -> str:
-    """``url`` with ``password`` set (for ``core.connect.save_connection``); ``url`` unchanged if it does not parse."""
+    """``url`` with ``password`` set (for ``connect.save_connection``); ``url`` unchanged if it does not parse."""
     if not password:
         return url
     try:

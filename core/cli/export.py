@@ -1,8 +1,9 @@
 """Downloads: CSV that is safe to open in a spreadsheet, and a self-contained HTML cost-trend report.
 
 A cell that begins with ``=``, ``+``, ``-`` or ``@`` (or a tab or carriage return) is read as a
-formula by Excel, LibreOffice and Google Sheets; every such string cell is prefixed with a
-single quote so it is shown as text instead.
+formula by Excel, LibreOffice and Google Sheets, and so is one where those characters, or their
+full-width forms ``＝ ＋ － ＠``, follow leading spaces, tabs or line breaks; every such string
+cell is prefixed with a single quote so it is shown as text instead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from core.costs import ALL, SOURCE_LABELS
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 """Leading characters that make a spreadsheet evaluate a cell."""
 
+FORMULA_PATTERN = r"^[\s\u3000]*[=+\-@\uff1d\uff0b\uff0d\uff20]"
+"""A formula character, half- or full-width, after any leading white space (a spreadsheet trims it)."""
+
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
@@ -37,7 +41,9 @@ def neutralise_formulas(frame: Frame) -> Frame:
 
 def neutralised_text(text: pl.Expr) -> pl.Expr:
     """``text`` with a ``'`` in front of values that begin with a formula character."""
-    risky = pl.any_horizontal([text.str.starts_with(prefix) for prefix in FORMULA_PREFIXES])
+    risky = pl.any_horizontal(
+        [*(text.str.starts_with(prefix) for prefix in FORMULA_PREFIXES), text.str.contains(FORMULA_PATTERN)]
+    )
     return pl.when(risky).then(pl.concat_str(pl.lit("'"), text)).otherwise(text)
 
 

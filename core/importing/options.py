@@ -2,7 +2,7 @@
 
 Workspace settings hold the defaults (``import.timezone``, ``import.agent_logins``,
 ``import.model_prices``, ``import.max_bytes``, ``import.circleci_credit_price``,
-``import.work_item_projects``, ``import.currency_rates``);
+``import.work_item_projects``, ``import.currency_rates``, ``import.date_range``);
 :func:`options_from_settings` reads them so the Data page and the CLI import alike.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from core.costs.pricing import CIRCLECI_CREDIT, MODEL_PRICES, ModelPrice, model_price
 from core.importing.reading import DEFAULT_MAX_BYTES
+from core.model.schema import DATE_RANGE
 
 DEFAULT_MODEL_PRICES: Mapping[str, ModelPrice] = MODEL_PRICES
 """The one price table (``core.costs.pricing``); the ``import.model_prices`` setting overrides its entries."""
@@ -50,6 +52,8 @@ class ImportOptions:
     model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_MODEL_PRICES))
     circleci_credit_price: float = CIRCLECI_CREDIT_PRICE
     max_bytes: int = DEFAULT_MAX_BYTES
+    date_range: tuple[date, date] = DATE_RANGE
+    """The first and last day an imported date may fall on; anything outside is a problem of its row."""
     metric_ids: Mapping[str, str] = field(default_factory=dict)
     """Lower-cased metric id or name → metric id, so observation files may name metrics either way."""
     work_item_projects: tuple[str, ...] = ()
@@ -88,9 +92,18 @@ def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> Impo
         currency_rates={
             str(k).strip().upper(): float(r) for k, r in dict(settings.get("import.currency_rates") or {}).items()
         },
+        date_range=_date_range(settings.get("import.date_range")) or options.date_range,
     )
     return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _date_range(value: Any) -> tuple[date, date] | None:
+    """``import.date_range`` (two ISO days, first and last) as dates; None when unset."""
+    if not value:
+        return None
+    first, last = (v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value)
+    return first, last

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,8 +19,8 @@ from core.costs import CostSettings
 from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS, ROW, Mapped, generic, llm
 from core.importing.options import GenericMapping, ImportOptions
-from core.importing.reading import RawTable, excel_sheets, read_source
-from core.model.schema import ENTITIES, Problem, coerce, validate
+from core.importing.reading import RawTable, excel_sheets, is_panic, read_source
+from core.model.schema import DATE_RANGE, ENTITIES, Problem, coerce, validate
 from core.store import settings
 from core.store.database import Store
 
@@ -227,7 +228,9 @@ def _plan_import(
         )
     if entity is not None and chosen != GENERIC:
         mapped = Mapped({entity: mapped.frames[entity]}, fills=mapped.fills, notes=mapped.notes, skipped=mapped.skipped)
-    plan = plan_frames(mapped, raw.filename, chosen, store=store, source_rows=raw.frame.height)
+    plan = plan_frames(
+        mapped, raw.filename, chosen, store=store, source_rows=raw.frame.height, date_range=options.date_range
+    )
     return _with_problems(plan, money_problems)
 
 
@@ -238,6 +241,7 @@ def plan_frames(
     *,
     store: Store | None = None,
     source_rows: int | None = None,
+    date_range: tuple[date, date] = DATE_RANGE,
 ) -> ImportPlan:
     """A validated plan from frames already in canonical columns (used for database connections too)."""
     if not isinstance(mapped, Mapped):
@@ -263,7 +267,7 @@ def plan_frames(
     rejected: dict[str, int] = {}
     for group in (fills, frames):
         for entity, frame in group.items():
-            found = _validate(entity, frame, known, source) + _rule_problems(entity, frame, source)
+            found = _validate(entity, frame, known, source, date_range)
             problems.extend(found)
             bad_rows = {p.row for p in found if p.row is not None}
             if any(p.row is None for p in found):
@@ -284,7 +288,6 @@ def plan_frames(
 
 
 _PROJECT_OF_KEY = r"^([A-Za-z][A-Za-z0-9_]*)-\d+$"
-_COST_KEY_TARGETS = ("team_id", "person_id", "feature_id")
 
 
 def _keys_of_known_projects(mapped: Mapped, options: ImportOptions, store: Store | None) -> Mapped:
@@ -397,11 +400,9 @@ def _in_workspace_currency(
     if events is None or events.is_empty() or "amount" not in events.columns:
         return mapped, []
     home = (options.currency or (settings.load(store, CostSettings).currency if store else None) or "USD").upper()
-    written = (
-        pl.col("currency").cast(pl.String).str.strip_chars()
-        if "currency" in events.columns
-        else pl.lit(None, pl.String)
-    )
+    if "currency" not in events.columns:
+        events = events.with_columns(pl.lit(None, pl.String).alias("currency"))
+    written = pl.col("currency").cast(pl.String).str.strip_chars()
     code = pl.when(written != "").then(written.str.to_uppercase())
     amount = pl.col("amount").cast(pl.String).str.strip_chars()
     has_amount = amount.is_not_null() & (amount != "")
@@ -436,32 +437,6 @@ def _in_workspace_currency(
     return replace(mapped, frames={**mapped.frames, "cost_events": events}, notes=(*mapped.notes, *notes)), problems
 
 
-def _rule_problems(entity: str, frame: pl.DataFrame, source: str) -> list[Problem]:
-    """Problems a column's own rules cannot see: a cost key maps to exactly one team, person or feature."""
-    if entity != "cost_keys" or "key" not in frame.columns:
-        return []
-    present = [c for c in _COST_KEY_TARGETS if c in frame.columns]
-    filled = pl.sum_horizontal(
-        [(pl.col(c).cast(pl.String).str.strip_chars().fill_null("") != "").cast(pl.Int64) for c in present]
-        or [pl.lit(0)]
-    )
-    rows = frame.with_columns(filled.alias("__set")).filter(pl.col("__set") != 1)
-    row_numbers = rows[ROW].to_list() if ROW in rows.columns else [None] * rows.height
-    return [
-        Problem(
-            entity,
-            row,
-            "team_id, person_id, feature_id",
-            str(key or ""),
-            "maps to none of a team, a person or a feature; set exactly one"
-            if n == 0
-            else "maps to more than one of a team, a person and a feature; set exactly one",
-            source,
-        )
-        for row, key, n in zip(row_numbers, rows["key"].to_list(), rows["__set"].to_list(), strict=True)
-    ]
-
-
 def _with_problems(plan: ImportPlan, problems: list[Problem]) -> ImportPlan:
     """``plan`` with further ``problems`` found outside the schema's checks counted as rejected rows."""
     if not problems:
@@ -481,8 +456,15 @@ def _guarded(name: str, work: Callable[[], T]) -> T:
     except ImportFailed:
         raise
     except Exception as error:
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ImportFailed(f"{name}: could not be mapped ({detail}).") from None
+        raise ImportFailed(f"{name}: could not be mapped ({_detail(error)}).") from None
+    except BaseException as error:
+        if not is_panic(error):
+            raise
+        raise ImportFailed(f"{name}: could not be mapped (the reader failed: {_detail(error)}).") from None
+
+
+def _detail(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
 def _name_of(source: Path | str | bytes) -> str:
@@ -510,9 +492,11 @@ def without_rejected(plan: ImportPlan) -> ImportPlan:
     )
 
 
-def _validate(entity: str, frame: pl.DataFrame, known: dict[str, pl.DataFrame], source: str) -> list[Problem]:
+def _validate(
+    entity: str, frame: pl.DataFrame, known: dict[str, pl.DataFrame], source: str, date_range: tuple[date, date]
+) -> list[Problem]:
     rows = frame[ROW].to_list() if ROW in frame.columns else list(range(1, frame.height + 1))
-    found = validate(entity, frame.drop(ROW, strict=False), known, source)
+    found = validate(entity, frame.drop(ROW, strict=False), known, source, date_range)
     return [replace(p, row=rows[p.row - 1] if p.row is not None and 0 < p.row <= len(rows) else p.row) for p in found]
 
 

@@ -5,15 +5,21 @@ is sniffed), Parquet, Excel ``.xlsx`` (one sheet at a time), a JSON array, NDJSO
 ``git log`` text described in :mod:`core.importing.formats.gitlog`. Text formats are read with
 every column as a string, so a cell such as ``=SUM(A1)`` or ``+44 20`` stays exactly as typed;
 parsing numbers and dates is the job of the format that maps the columns. The size is checked
-before anything is read. Every failure is an :class:`ImportFailed` with a user message.
+before anything is read, and again on the bytes actually read. A workbook's zip and each sheet's
+extent are checked before a native reader sees them, and Excel and Parquet are read in a child
+process (:mod:`core.importing.isolated`), so a hostile file costs one refused import, never the
+server. Every failure, a Rust panic included, is an :class:`ImportFailed` with a user message.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
+import re
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +28,24 @@ from typing import Any
 import polars as pl
 
 from core.importing.errors import ImportFailed
+from core.importing.isolated import read_isolated
 
 DEFAULT_MAX_BYTES = 1 << 30
 """Files larger than this (1 GiB) are refused before they are read."""
+
+MAX_COLUMNS = 2_000
+"""A file (or sheet) with more columns than this is refused: no export the model maps is that wide."""
+
+MAX_JSON_KEYS = 2_000
+"""JSON records whose flattened fields number more than this, all records together, are refused."""
+
+MAX_SHEET_CELLS = 25_000_000
+"""A sheet whose extent (rows × columns, from A1) is larger than this is refused before it is read."""
+
+MAX_UNCOMPRESSED = 1 << 30
+"""A workbook whose zip members unpack to more than this (1 GiB) is refused as a likely zip bomb."""
+
+_CHUNK = 1 << 20
 
 GITLOG_RECORD = "\x1e"
 GITLOG_FIELD = "\x1f"
@@ -71,6 +92,15 @@ def read_source(
         raise ImportFailed(f"{name}: the file is too large to read in the memory available.") from None
     except Exception as error:
         raise ImportFailed(f"{name}: could not be read ({_short(error)}).") from None
+    except BaseException as error:
+        if not is_panic(error):
+            raise
+        raise ImportFailed(f"{name}: could not be read (the reader failed: {_short(error)}).") from None
+
+
+def is_panic(error: BaseException) -> bool:
+    """True for a Rust panic raised through pyo3 (``PanicException``, a ``BaseException`` of each extension)."""
+    return type(error).__name__ == "PanicException"
 
 
 def excel_sheets(
@@ -79,12 +109,7 @@ def excel_sheets(
     """The sheet names of an Excel workbook, in workbook order."""
     name = filename or (Path(source).name if not isinstance(source, bytes) else "upload.xlsx")
     data = _load_bytes(source, name, max_bytes)
-    try:
-        import fastexcel
-
-        return list(fastexcel.read_excel(data).sheet_names)
-    except Exception as error:
-        raise ImportFailed(f"{name}: is not a readable Excel workbook ({_short(error)}).") from None
+    return [sheet for sheet, _ in _workbook_sheets(data, name)]
 
 
 def format_size(size: int) -> str:
@@ -109,13 +134,27 @@ def _load_bytes(source: Path | str | bytes, name: str, max_bytes: int) -> bytes:
         except OSError as error:
             raise ImportFailed(f"{name}: cannot be opened ({error.strerror or error}).") from None
         check_size(size, name, max_bytes)
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ImportFailed(f"{name}: cannot be read ({error.strerror or error}).") from None
+        data = _read_at_most(path, name, max_bytes)
     if not data.strip():
         raise ImportFailed(f"{name}: the file is empty.")
     return data
+
+
+def _read_at_most(path: Path, name: str, max_bytes: int) -> bytes:
+    """The bytes of ``path``, read in chunks and refused past ``max_bytes`` (a device or pipe has no true size)."""
+    read = bytearray()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(min(_CHUNK, max_bytes + 1 - len(read))):
+                read += chunk
+                if len(read) > max_bytes:
+                    raise ImportFailed(
+                        f"{name}: holds more than the import limit of {format_size(max_bytes)} "
+                        "(setting `import.max_bytes`). Split the export into smaller files."
+                    )
+    except OSError as error:
+        raise ImportFailed(f"{name}: cannot be read ({error.strerror or error}).") from None
+    return bytes(read)
 
 
 def check_size(size: int, name: str, max_bytes: int) -> None:
@@ -130,7 +169,7 @@ def check_size(size: int, name: str, max_bytes: int) -> None:
 def _read(data: bytes, name: str, sheet: str | None) -> RawTable:
     kind = _kind(data, name)
     if kind == "parquet":
-        frame = pl.read_parquet(io.BytesIO(data))
+        frame = read_isolated("parquet", data, name)
         return _finish(frame, "parquet", name, tuple(frame.columns))
     if kind == "excel":
         return _read_excel(data, name, sheet)
@@ -139,10 +178,10 @@ def _read(data: bytes, name: str, sheet: str | None) -> RawTable:
     text, encoding = _decode(data, name)
     stripped = text.lstrip(" \t\r\n\ufeff")
     if stripped.startswith(GITLOG_RECORD):
-        return _finish(_read_gitlog(stripped), "gitlog", name, (), encoding=encoding)
+        return _finish(_read_gitlog(stripped, name), "gitlog", name, (), encoding=encoding)
     if kind in ("json", "ndjson") or (kind == "text" and stripped[:1] in "[{"):
         records = _json_records(stripped, name, ndjson=kind == "ndjson")
-        frame = _records_frame(records)
+        frame = _records_frame(records, name)
         return _finish(frame, "json", name, tuple(frame.columns), encoding=encoding)
     return _read_csv(text, name, encoding, kind)
 
@@ -187,6 +226,7 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
 
 def _read_csv(text: str, name: str, encoding: str, kind: str) -> RawTable:
     delimiter = "\t" if kind == "tsv" else _sniff_delimiter(text)
+    _check_header_width(text, name, delimiter)
     frame = pl.read_csv(
         io.StringIO(text),
         has_header=False,
@@ -199,16 +239,42 @@ def _read_csv(text: str, name: str, encoding: str, kind: str) -> RawTable:
     if frame.height == 0:
         raise ImportFailed(f"{name}: the file is empty.")
     header = tuple("" if v is None else str(v).strip() for v in frame.row(0))
-    while (
-        header and header[-1] == "" and frame.width > 1 and frame[:, len(header) - 1].null_count() >= frame.height - 1
-    ):
-        frame = frame.drop(frame.columns[-1])
-        header = header[:-1]
+    keep = _width_without_empty_tail(frame, header)
+    frame, header = frame.select(frame.columns[:keep]), header[:keep]
     body = frame.slice(1)
     body = body.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
     if body.height == 0:
         raise ImportFailed(f"{name}: has a header row but no data rows.")
     return _finish(body, "csv", name, header, encoding=encoding, delimiter=delimiter)
+
+
+def _check_header_width(text: str, name: str, delimiter: str) -> None:
+    """Refuse a CSV whose header row has more fields than :data:`MAX_COLUMNS`, before it is parsed."""
+    try:
+        header = next(csv.reader(io.StringIO(text[: 64 << 20]), delimiter=delimiter), [])
+    except csv.Error:
+        return
+    if len(header) > MAX_COLUMNS:
+        named = sum(1 for field in header if field.strip())
+        raise ImportFailed(
+            f"{name}: the header row has {len(header):,} columns ({named:,} of them named), more than the limit "
+            f"of {MAX_COLUMNS:,}; delete the empty columns at the end, or split the file."
+        )
+
+
+def _width_without_empty_tail(frame: pl.DataFrame, header: tuple[str, ...]) -> int:
+    """How many columns remain once trailing columns with no header and no data are dropped (one pass)."""
+    named = max((i + 1 for i, title in enumerate(header) if title), default=0)
+    tail = frame.columns[named:]
+    if not tail:
+        return len(header)
+    nulls = frame.select(tail).null_count().row(0)
+    keep = len(header)
+    for count in reversed(nulls):
+        if keep <= 1 or count < frame.height - 1:
+            break
+        keep -= 1
+    return keep
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -233,28 +299,103 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _read_excel(data: bytes, name: str, sheet: str | None) -> RawTable:
-    import fastexcel
-
-    try:
-        reader = fastexcel.read_excel(data)
-    except Exception as error:
-        raise ImportFailed(f"{name}: is not a readable Excel workbook ({_short(error)}).") from None
-    names = tuple(reader.sheet_names)
+    sheets = _workbook_sheets(data, name)
+    names = tuple(sheet_name for sheet_name, _ in sheets)
     if not names:
         raise ImportFailed(f"{name}: the workbook has no sheets.")
     if sheet is not None and sheet not in names:
         raise ImportFailed(f"{name}: has no sheet `{sheet}`; its sheets are {', '.join(names)}.")
     chosen = sheet or names[0]
-    loaded = reader.load_sheet(chosen, header_row=None, dtypes="string", whitespace_as_null=True)
-    frame = loaded.to_polars()
+    _check_sheet_extent(data, name, chosen, dict(sheets)[chosen])
+    frame = read_isolated("excel", data, name, chosen)
     if frame.height == 0:
         raise ImportFailed(f"{name}: sheet `{chosen}` is empty.")
-    frame = frame.select(pl.all().cast(pl.String))
     header = tuple("" if v is None else str(v).strip() for v in frame.row(0))
     body = frame.slice(1).filter(~pl.all_horizontal(pl.all().is_null()))
     if body.height == 0:
         raise ImportFailed(f"{name}: sheet `{chosen}` has a header row but no data rows.")
     return _finish(body, "excel", name, header, sheet=chosen, sheets=names)
+
+
+_SHEET = re.compile(r"<(?:\w+:)?sheet\b([^>]*)/?>")
+_RELATIONSHIP = re.compile(r"<(?:\w+:)?Relationship\b([^>]*)/?>")
+_ATTRIBUTE = re.compile(r'([\w:]+)\s*=\s*"([^"]*)"')
+_CELL_REF = re.compile(
+    rb'<(?:\w+:)?(?:c|dimension)\b[^>]*?\sr(?:ef)?="\$?([A-Z]{1,4})\$?(\d{1,10})(?::\$?([A-Z]{1,4})\$?(\d{1,10}))?"'
+)
+"""A cell's reference (``<c r="B7">``) or the sheet's declared dimension (``<dimension ref="A1:XFD1048576"/>``)."""
+
+
+def _workbook_sheets(data: bytes, name: str) -> list[tuple[str, str | None]]:
+    """Each sheet's name and zip member, in workbook order, after the zip itself is checked for a bomb."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > MAX_UNCOMPRESSED:
+                raise ImportFailed(
+                    f"{name}: the workbook unpacks to {format_size(unpacked)}, more than the limit of "
+                    f"{format_size(MAX_UNCOMPRESSED)}; it is refused as a likely zip bomb."
+                )
+            workbook = _small_member(archive, "xl/workbook.xml", name)
+            relations = _small_member(archive, "xl/_rels/workbook.xml.rels", name)
+            members = set(archive.namelist())
+    except zipfile.BadZipFile as error:
+        raise ImportFailed(f"{name}: is not a readable Excel workbook ({_short(error)}).") from None
+    targets = {}
+    for match in _RELATIONSHIP.finditer(relations):
+        attributes = dict(_ATTRIBUTE.findall(match.group(1)))
+        target = attributes.get("Target", "")
+        target = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+        targets[attributes.get("Id")] = target
+    sheets = []
+    for match in _SHEET.finditer(workbook):
+        attributes = dict(_ATTRIBUTE.findall(match.group(1)))
+        relation = next((v for k, v in attributes.items() if k.endswith(":id")), None)
+        member = targets.get(relation)
+        sheets.append((html.unescape(attributes.get("name", "")), member if member in members else None))
+    return sheets
+
+
+def _small_member(archive: zipfile.ZipFile, member: str, name: str) -> str:
+    """The text of a workbook's index member (at most 16 MiB of it)."""
+    try:
+        with archive.open(member) as stream:
+            return stream.read(16 << 20).decode("utf-8", errors="replace")
+    except KeyError:
+        raise ImportFailed(f"{name}: is not a readable Excel workbook (it has no {member}).") from None
+
+
+def _check_sheet_extent(data: bytes, name: str, sheet: str, member: str | None) -> None:
+    """Refuse a sheet whose declared dimension or furthest cell reaches past the column or cell limits."""
+    if member is None:
+        return
+    rows = columns = 0
+    tail = b""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(member) as stream:
+            while chunk := stream.read(_CHUNK):
+                for match in _CELL_REF.finditer(tail + chunk):
+                    for letters, digits in ((match[1], match[2]), (match[3], match[4])):
+                        if letters is None:
+                            continue
+                        rows, columns = max(rows, int(digits)), max(columns, _column_number(letters))
+                tail = chunk[-200:]
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ImportFailed(f"{name}: sheet `{sheet}` cannot be unpacked ({_short(error)}).") from None
+    if columns > MAX_COLUMNS or rows * columns > MAX_SHEET_CELLS:
+        raise ImportFailed(
+            f"{name}: sheet `{sheet}` reaches row {rows:,} and column {columns:,} ({rows * columns:,} cells), "
+            f"more than the limit of {MAX_COLUMNS:,} columns and {MAX_SHEET_CELLS:,} cells; delete the empty rows and "
+            "columns past the data, or export the sheet as CSV."
+        )
+
+
+def _column_number(letters: bytes) -> int:
+    """The 1-based number of a spreadsheet column written in letters (``XFD`` → 16384)."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
 
 
 def _json_records(text: str, name: str, ndjson: bool) -> list[Any]:
@@ -284,15 +425,22 @@ def _json_records(text: str, name: str, ndjson: bool) -> list[Any]:
     return records
 
 
-def _records_frame(records: list[Any]) -> pl.DataFrame:
-    flat = [_flatten(r) if isinstance(r, dict) else {"value": _text(r)} for r in records]
-    if not flat:
-        raise ImportFailed("the JSON list is empty: there are no records to import.")
+def _records_frame(records: list[Any], name: str) -> pl.DataFrame:
+    if not records:
+        raise ImportFailed(f"{name}: the JSON list is empty: there are no records to import.")
+    flat: list[dict[str, str | None]] = []
     columns: dict[str, None] = {}
-    for row in flat:
+    for number, record in enumerate(records, start=1):
+        row = _flatten(record) if isinstance(record, dict) else {"value": _text(record)}
+        flat.append(row)
         columns.update(dict.fromkeys(row))
+        if len(columns) > MAX_JSON_KEYS:
+            raise ImportFailed(
+                f"{name}: the records have more than {MAX_JSON_KEYS:,} distinct fields (counted to record "
+                f"{number:,}, nested fields flattened); no export the model maps is that wide."
+            )
     if not columns:
-        raise ImportFailed("the JSON records have no fields.")
+        raise ImportFailed(f"{name}: the JSON records have no fields.")
     data = {c: [row.get(c) for row in flat] for c in columns}
     return pl.DataFrame(data, schema={c: pl.String for c in columns})
 
@@ -320,7 +468,7 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _read_gitlog(text: str) -> pl.DataFrame:
+def _read_gitlog(text: str, name: str) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for chunk in text.split(GITLOG_RECORD):
         if not chunk.strip():
@@ -329,7 +477,7 @@ def _read_gitlog(text: str) -> pl.DataFrame:
         fields = head.split(GITLOG_FIELD)
         if len(fields) < 7:
             raise ImportFailed(
-                "the git log text is not in the documented format (see `python -m core import --help` "
+                f"{name}: the git log text is not in the documented format (see `python -m core import --help` "
                 "or core/importing/formats/gitlog.py for the exact command)."
             )
         additions = deletions = files = 0
@@ -354,17 +502,38 @@ def _read_gitlog(text: str) -> pl.DataFrame:
             }
         )
     if not rows:
-        raise ImportFailed("the git log text holds no commits.")
+        raise ImportFailed(f"{name}: the git log text holds no commits.")
     return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]})
 
 
 def _finish(frame: pl.DataFrame, kind: str, name: str, header: tuple[str, ...], **extra: Any) -> RawTable:
     header = header or tuple(frame.columns)
+    if len(header) > MAX_COLUMNS:
+        raise ImportFailed(f"{name}: has {len(header):,} columns, more than the limit of {MAX_COLUMNS:,}.")
+    _refuse_nul(frame, name, header)
     unique = _unique_names(header)
     frame = frame.rename(dict(zip(frame.columns, unique, strict=True))) if frame.columns != unique else frame
     if frame.height == 0:
         raise ImportFailed(f"{name}: holds no data rows.")
     return RawTable(frame=frame, kind=kind, filename=name, header=header, **extra)
+
+
+def _refuse_nul(frame: pl.DataFrame, name: str, header: tuple[str, ...]) -> None:
+    """Refuse, naming row and column, a NUL character (no text export holds one; databases reject it)."""
+    for index, title in enumerate(header):
+        if "\x00" in title:
+            raise ImportFailed(f"{name}: the header of column {index + 1} holds a NUL character (code 0).")
+    textual = [c for c, dtype in frame.schema.items() if dtype == pl.String]
+    if not textual:
+        return
+    flags = frame.select(pl.col(textual).str.contains("\x00", literal=True).fill_null(False))
+    for column, title in zip(frame.columns, header, strict=False):
+        if column in flags.columns and flags[column].any():
+            row = int(flags[column].arg_true()[0]) + 1
+            raise ImportFailed(
+                f"{name}: row {row}, column `{title or column}` holds a NUL character (code 0), which no text "
+                "export contains; the file may be damaged."
+            )
 
 
 def _unique_names(header: Iterable[str]) -> list[str]:

@@ -8,13 +8,22 @@ those problems, so a user always gets a message they can act on, never a traceba
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 import polars as pl
 
 DATETIME = pl.Datetime("us")
 """Every timestamp is stored as naive UTC with microsecond precision."""
+
+DATE_RANGE = (date(1970, 1, 1), date(2100, 12, 31))
+"""The first and last day a date or date-time may fall on (setting ``import.date_range``).
+
+Activity data never predates Unix time nor lies generations ahead; a date outside is a typo or a
+hostile file, and a year such as 0 cannot even be written back by Python's ``datetime``.
+"""
 
 LEVELS = ("activity", "output", "outcome")
 ROLES = ("executive", "delivery_lead", "team_lead", "admin")
@@ -297,7 +306,7 @@ ENTITIES: dict[str, Entity] = {
                 _c("event_id", pl.String, required=True),
                 _c("occurred_at", DATETIME, required=True),
                 _c("source", pl.String, required=True, allowed=COST_SOURCES),
-                _c("amount", pl.Float64, description="money; empty when only a quantity is known"),
+                _c("amount", pl.Float64, minimum=0.0, description="money; empty when only a quantity is known"),
                 _c("currency", pl.String),
                 _c("quantity", pl.Float64, minimum=0.0),
                 _c("unit", pl.String, description="tokens, minutes, hours ..."),
@@ -356,11 +365,13 @@ def validate(
     frame: pl.DataFrame,
     known: Mapping[str, pl.DataFrame] | None = None,
     source: str = "",
+    date_range: tuple[date, date] = DATE_RANGE,
 ) -> list[Problem]:
     """Every problem in ``frame`` as an instance of ``entity``; empty when it conforms.
 
     ``known`` holds frames of other entities (already stored or imported together) that
-    references may resolve to. Rows are numbered from 1 as a user counts data rows.
+    references may resolve to. Rows are numbered from 1 as a user counts data rows. Numbers
+    must be finite, and dates fall within ``date_range`` (first and last day, inclusive).
     """
     spec = ENTITIES[entity]
     problems: list[Problem] = []
@@ -389,8 +400,13 @@ def validate(
                     "is not one of " + ", ".join(col.allowed),
                 )
             )
+        if col.dtype == pl.Float64:
+            checks.append((typed.is_not_null() & ~typed.is_finite(), "is not a finite number"))
         if col.minimum is not None:
-            checks.append((typed.is_not_null() & (typed < col.minimum), f"is below the minimum {col.minimum:g}"))
+            below = typed.is_not_null() & (typed < col.minimum) & (typed > -math.inf)
+            checks.append((below, f"is below the minimum {col.minimum:g}"))
+        if col.dtype in (DATETIME, pl.Date):
+            checks.append((typed.is_not_null() & _outside(typed, col.dtype, date_range), _range_phrase(date_range)))
         for condition, expected in checks:
             bad = cast.filter(condition).select("__row", raw.cast(pl.String).alias("v"))
             problems.extend(
@@ -438,11 +454,19 @@ def _one_target_problems(entity: str, cast: pl.DataFrame, present: set[str], sou
     targets = [pl.col(f"__typed_{c}") for c in _ONE_TARGET[entity] if c in present] or [pl.lit(None, pl.String)]
     count = pl.sum_horizontal([t.is_not_null().cast(pl.Int32) for t in targets])
     label = ", ".join(_ONE_TARGET[entity])
-    bad = cast.filter(count != 1).select("__row", pl.concat_str(targets, separator=", ", ignore_nulls=True))
+    bad = cast.filter(count != 1).select(
+        "__row", pl.concat_str(targets, separator=", ", ignore_nulls=True).alias("__value"), count.alias("__count")
+    )
     return [
-        Problem(entity, row, label, value or "", f"must set exactly one of {label}", source)
-        for row, value in bad.head(1000).rows()
+        Problem(entity, row, label, value or "", _ONE_TARGET_MISSES[min(n, 2)], source)
+        for row, value, n in bad.head(1000).rows()
     ]
+
+
+_ONE_TARGET_MISSES = {
+    0: "maps to none of a team, a person or a feature; set exactly one",
+    2: "maps to more than one of a team, a person or a feature; set exactly one",
+}
 
 
 def conform(
@@ -565,6 +589,20 @@ def _cast(expr: pl.Expr, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     if target == pl.Int64 and source.is_float():
         return pl.when(expr == expr.round(0)).then(expr).otherwise(None).cast(pl.Int64, strict=False)
     return expr.cast(target, strict=False)
+
+
+def _outside(typed: pl.Expr, dtype: pl.DataType, date_range: tuple[date, date]) -> pl.Expr:
+    """True where a date or date-time falls before the first or after the last day of ``date_range``."""
+    first, last = date_range
+    if dtype == pl.Date:
+        return (typed < first) | (typed > last)
+    end = datetime.combine(last, datetime.min.time()) + timedelta(days=1)
+    return (typed < datetime.combine(first, datetime.min.time())) | (typed >= end)
+
+
+def _range_phrase(date_range: tuple[date, date]) -> str:
+    first, last = date_range
+    return f"is outside the accepted dates {first.isoformat()} to {last.isoformat()} (setting `import.date_range`)"
 
 
 def _non_blank(raw: pl.Expr) -> pl.Expr:

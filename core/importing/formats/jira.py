@@ -154,6 +154,9 @@ def build(raw: RawTable, options: ImportOptions) -> Mapped:
             f"{placeholders.height} epic(s) referenced but not in the file are added as planned features "
             "unless already stored."
         )
+    if not any(name in raw.frame.columns for name in ("Custom field (Team)", "Team")):
+        # An export without the Team field says nothing about teams: a re-import keeps those set by hand.
+        epics, work_items = epics.drop("team_id"), work_items.drop("team_id")
     return Mapped(
         {"features": epics, "work_items": work_items},
         fills={"teams": teams, "people": people, "features": placeholders},
