@@ -254,7 +254,7 @@ FLAG_MEASURE_LEVELS: dict[str, str] = {
     "cost": "outcome",
     "cost_unlinked": "outcome",
 }
-"""The level of every ``core.flags.team_periods`` column a flag chart can show."""
+"""The level of every ``core.flags.rollups.team_periods`` column a flag chart can show."""
 
 
 _EXPLANATION_LEVEL = {"leadership_vanity": None, "decoupled_metric": "series"}
@@ -321,7 +321,7 @@ def restrict_flags(
 
 
 def restrict_flag_periods(viewer: Viewer, periods: pl.LazyFrame) -> pl.LazyFrame:
-    """Team windows (``core.flags.team_periods``), each measure empty where ``viewer`` may not see its level."""
+    """Team windows (``core.flags.rollups.team_periods``), each measure empty where ``viewer`` may not see its level."""
     keys = ["team_id", "period_start", "period_end"]
     shown = periods.select(keys)
     for level in ("activity", "output", "outcome"):
@@ -332,7 +332,7 @@ def restrict_flag_periods(viewer: Viewer, periods: pl.LazyFrame) -> pl.LazyFrame
 
 
 def restrict_weekly_series(viewer: Viewer, weekly: pl.LazyFrame) -> pl.LazyFrame:
-    """Weekly series (``core.flags.weekly_series``) of the levels ``viewer`` may see; PR counts are activity."""
+    """Weekly series (``core.flags.rollups.weekly_series``) of the levels ``viewer`` may see; PR counts are activity."""
     level = pl.when(pl.col("kind") == "count").then(pl.lit("activity")).otherwise(pl.col("kind"))
     return pl.concat(
         [restrict(viewer, weekly.filter(level == name), level=name) for name in ("activity", "output", "outcome")]

@@ -9,27 +9,23 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from core.flags import (
-    ACK_SCHEMA,
+from core.flags.acknowledgements import acknowledge, apply_acknowledgements
+from core.flags.charts import flag_chart
+from core.flags.detectors import (
     FLAG_COLUMNS,
-    FLAG_DEFAULTS_TEXT,
     FLAG_SCHEMA,
-    FlagSettings,
-    acknowledge,
     activity_up_value_flat,
     agent_churn,
-    apply_acknowledgements,
     decoupled_metric,
     detect_all,
-    flag_chart,
     leadership_vanity,
-    outcomes_to_watch,
     pr_splitting,
     story_point_inflation,
-    team_periods,
     unlinked_work,
-    weekly_series,
 )
+from core.flags.rollups import outcomes_to_watch, team_periods, weekly_series
+from core.flags.settings import FLAG_DEFAULTS_TEXT, FlagSettings
+from core.model.records import ACK_SCHEMA
 from core.model.schema import ENTITIES, coerce
 
 AS_OF = date(2025, 7, 15)

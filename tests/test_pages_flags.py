@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import access, measures
 from core.costs import CostSettings
-from core.flags import FlagSettings
 from core.flags.acknowledgements import read_acks
+from core.flags.settings import FlagSettings
 from core.store import settings
 from core.store.database import open_store
 from core.store.workspace import Workspace
