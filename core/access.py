@@ -224,11 +224,11 @@ FLAG_EVIDENCE_LEVELS: dict[str, str | None] = {
     **{key: "output" for key in ("features_delivered", "cycle_days_median", "cycle_change")},
     **{key: "outcome" for key in ("features_confirmed", "realised_value", "cost", "cost_unlinked")},
     **{key: "outcome" for key in ("cost_unlinked_share", "outcome_metric_id", "outcome_name")},
-    **{key: "series" for key in ("series_id", "label", "weeks", "first_value", "last_value", "trend_rise")},
+    **{key: "series" for key in ("series_id", "label", "weeks", "first_value", "last_value", "trend_rise", "follow_p")},
     **{key: "series" for key in ("kendall_tau", "kendall_z", "kendall_p", "best_lag", "best_r", "outcomes_compared")},
-    **{key: None for key in ("detector", "window_start", "window_end", "alpha", "steady_band", "max_abs_correlation")},
+    **{key: None for key in ("detector", "window_start", "window_end", "alpha", "steady_band", "follow_alpha")},
     **{key: None for key in ("threshold", "threshold_prs_per_feature", "threshold_size_drop")},
-    **{key: None for key in ("threshold_agent_rise", "threshold_share_drop")},
+    **{key: None for key in ("threshold_agent_rise", "threshold_share_drop", "permutations")},
     **{key: None for key in ("metric_id", "name", "level", "configured_on")},
 }
 """The metric level of every number in a flag's evidence (``_prev`` keys as their measure; None: a setting or

@@ -33,7 +33,7 @@ class FlagSettings:
     trend_alpha: float = 0.01
     min_trend_rise: float = 0.20
     max_lag_weeks: int = 8
-    max_abs_correlation: float = 0.30
+    follow_alpha: float = 0.05
 
     def __post_init__(self) -> None:
         if self.window_quarters < 1:
@@ -44,6 +44,8 @@ class FlagSettings:
             raise ValueError("trend_alpha must be between 0 and 0.5")
         if self.max_lag_weeks < 0:
             raise ValueError("max_lag_weeks cannot be negative")
+        if not 0.0 < self.follow_alpha <= 1.0:
+            raise ValueError("follow_alpha must be above 0 and at most 1")
 
 
 DEFAULT_FLAG_SETTINGS = FlagSettings()
@@ -81,6 +83,7 @@ FLAG_DEFAULTS_TEXT: dict[str, str] = {
     "trend_alpha": "... and counts as rising when a one-sided Kendall trend test is significant at 1% ...",
     "min_trend_rise": "... and its Theil–Sen trend over the window adds at least 20% of its median level ...",
     "max_lag_weeks": "... while no outcome metric of the team's features follows it at any lag of 0–8 weeks ...",
-    "max_abs_correlation": "... that is, the best cross-correlation at those lags stays below 0.30 in absolute value.",
+    "follow_alpha": "... that is, the best cross-correlation over those lags and outcomes is one that shuffled weeks "
+    "reach at least 5% of the time (a permutation test over the same search).",
 }
 """Each default in words, for the settings panel of the flags page."""
