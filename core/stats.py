@@ -1,8 +1,10 @@
 """The trend and test statistics the measures share: Kendall trend tests, normal tails, a permutation test.
 
-Every p-value comes from scipy (``scipy.stats.kendalltau``, ``scipy.stats.norm``,
-``scipy.stats.permutation_test``); this module only shapes their inputs and outputs in the
-measures' terms, so costs and flags judge a trend the same way.
+The Kendall trend test and the normal tails come from scipy (``scipy.stats.kendalltau``,
+``scipy.stats.norm``); this module shapes their inputs and outputs in the measures' terms, so
+costs and flags judge a trend the same way. The best-correlation permutation test shuffles several
+outcomes independently, which ``scipy.stats.permutation_test`` cannot do for samples of unequal
+length; a test checks it against scipy's on one outcome.
 """
 
 from __future__ import annotations
@@ -56,40 +58,30 @@ def normal_score(p: float) -> float:
 
 
 def best_correlation_test(
-    series: np.ndarray,
-    pairings: Sequence[tuple[np.ndarray, np.ndarray]],
+    outcomes: Sequence[np.ndarray],
+    pairings: Sequence[tuple[int, np.ndarray, np.ndarray]],
     permutations: int = 999,
     seed: int = 0,
 ) -> BestCorrelation:
-    """The pairing of ``series`` with the largest |r|, and its p-value over the same search.
+    """The pairing with the largest |Pearson r| between an outcome and a series, and its p-value over the same search.
 
-    Each pairing is (positions in ``series``, the values those positions are paired with), for
-    example one outcome at one lag. The statistic is the largest |Pearson r| over all pairings
-    (a pairing whose values or series part is constant counts as r = 0; ties go to the first
-    pairing). Its null distribution shuffles the order of ``series`` (``scipy.stats.permutation_test``,
-    ``permutation_type='pairings'``, every shuffle exact when there are no more than
-    ``permutations``) and repeats the whole search each time, so searching many lags and outcomes
-    does not by itself make a correlation look real. ``seed`` makes the p-value reproducible.
+    Each pairing is (which outcome, positions in that outcome's values, the series values paired
+    with them), for example one outcome against the series at one lag. The statistic is the
+    largest |r| over all pairings (a pairing with a constant side counts as r = 0; ties go to the
+    first pairing). Its null distribution shuffles each outcome's values ``permutations`` times,
+    each independently, and repeats the whole search every time, so searching many lags and
+    outcomes does not by itself make a correlation look real, while the series keeps the
+    smoothness that makes its lags alike. p = (shuffles at least as extreme + 1) / (permutations + 1);
+    ``seed`` makes it reproducible.
     """
-    series = np.asarray(series, dtype=float)
-    observed = np.array([_pearson(series[at], values) for at, values in pairings])
+    rng = np.random.default_rng(seed)
+    values = [np.asarray(outcome, dtype=float) for outcome in outcomes]
+    observed = np.array([_pearson(values[k][at], series) for k, at, series in pairings])
     best = int(np.argmax(np.abs(observed)))
-
-    def largest_abs_r(shuffled: np.ndarray, axis: int = -1) -> np.ndarray:
-        shuffled = np.moveaxis(shuffled, axis, -1)
-        return np.max(np.abs(np.stack([_pearson(shuffled[..., at], values) for at, values in pairings])), axis=0)
-
-    result = stats.permutation_test(
-        (series,),
-        largest_abs_r,
-        permutation_type="pairings",
-        n_resamples=permutations,
-        vectorized=True,
-        alternative="greater",
-        rng=np.random.default_rng(seed),
-    )
-    drawn = int(np.size(result.null_distribution))
-    return BestCorrelation(best, float(observed[best]), float(result.pvalue), drawn)
+    shuffled = [v[rng.permuted(np.tile(np.arange(v.size), (permutations, 1)), axis=1)] for v in values]
+    null = np.max(np.abs(np.stack([_pearson(shuffled[k][:, at], series) for k, at, series in pairings])), axis=0)
+    extreme = int(np.count_nonzero(null >= abs(observed[best]) * (1 - 1e-9)))
+    return BestCorrelation(best, float(observed[best]), (extreme + 1) / (permutations + 1), permutations)
 
 
 def _pearson(series: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ class FlagSettings:
     min_agent_prs: int = 20
     executive_view_metrics: tuple[str, ...] = ()
     rising_weeks: int = 12
-    trend_alpha: float = 0.01
+    trend_alpha: float = 0.001
     min_trend_rise: float = 0.20
     max_lag_weeks: int = 8
     follow_alpha: float = 0.05
@@ -80,7 +80,9 @@ FLAG_DEFAULTS_TEXT: dict[str, str] = {
     "executive view or an OKR is flagged (none listed by default).",
     "rising_weeks": "Decoupled metric: an activity or output series is tested over the last 12 full weeks of "
     "each quarter ...",
-    "trend_alpha": "... and counts as rising when a one-sided Kendall trend test is significant at 1% ...",
+    "trend_alpha": "... and counts as rising when a one-sided Mann–Kendall trend test (tie-corrected) is "
+    "significant at 0.1% — each series is tested every quarter, so a 3-team organisation runs some 50 tests in "
+    "two years ...",
     "min_trend_rise": "... and its Theil–Sen trend over the window adds at least 20% of its median level ...",
     "max_lag_weeks": "... while no outcome metric of the team's features follows it at any lag of 0–8 weeks ...",
     "follow_alpha": "... that is, the best cross-correlation over those lags and outcomes is one that shuffled weeks "
