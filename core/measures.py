@@ -189,7 +189,7 @@ def vanity_flags(
 def flag_roll_ups(
     frames: Frames, judged: pl.LazyFrame, lines: pl.LazyFrame | None, settings: FlagSettings, as_of_date: date
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """The team windows and weekly series the flags were found in, for their charts (``charts.flag_chart``)."""
+    """The team windows and weekly series the flags were found in, for their charts (``flags.charts``)."""
     periods = rollups.team_periods(frames, judged, lines, as_of_date, settings.window_quarters)
     return periods, rollups.weekly_series(frames, as_of_date)
 
