@@ -14,9 +14,10 @@ from typing import Any
 
 import polars as pl
 
-from core import costs, flags, measures
+from core import costs, measures
 from core.costs import DEFAULT_SETTINGS
 from core.delivery import dora, throughput
+from core.flags import detectors
 from core.outcomes import progress
 
 Frames = dict[str, pl.LazyFrame]
@@ -65,9 +66,9 @@ def hypothesis_verdicts(frames: Frames, up: Upstream | None) -> pl.DataFrame:
 
 
 def vanity_flags(frames: Frames, up: Upstream | None) -> pl.DataFrame:
-    """Every vanity flag (``core.flags.detect_all``) from the cached verdicts and cost lines."""
+    """Every vanity flag (``core.flags.detectors.detect_all``) from the cached verdicts and cost lines."""
     assert up is not None
-    return flags.detect_all(frames, up.judged.lazy(), up.lines.lazy(), as_of=up.as_of)
+    return detectors.detect_all(frames, up.judged.lazy(), up.lines.lazy(), as_of=up.as_of)
 
 
 def full_recompute(frames: Frames, _: Upstream | None) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def full_recompute(frames: Frames, _: Upstream | None) -> dict[str, Any]:
         dora.pr_cycle_times(prs, deploys),
     ]
     results = pl.collect_all(plans)
-    flagged = flags.detect_all(frames, judged.lazy(), lines.lazy(), as_of=as_of)
+    flagged = detectors.detect_all(frames, judged.lazy(), lines.lazy(), as_of=as_of)
     return {"judged": judged, "lines": lines.height, "results": results, "flags": flagged}
 
 

@@ -231,11 +231,11 @@ FLAG_EVIDENCE_LEVELS: dict[str, str | None] = {
     **{key: "output" for key in ("features_delivered", "cycle_days_median", "cycle_change")},
     **{key: "outcome" for key in ("features_confirmed", "realised_value", "cost", "cost_unlinked")},
     **{key: "outcome" for key in ("cost_unlinked_share", "outcome_metric_id", "outcome_name")},
-    **{key: "series" for key in ("series_id", "label", "weeks", "first_value", "last_value", "trend_rise")},
+    **{key: "series" for key in ("series_id", "label", "weeks", "first_value", "last_value", "trend_rise", "follow_p")},
     **{key: "series" for key in ("kendall_tau", "kendall_z", "kendall_p", "best_lag", "best_r", "outcomes_compared")},
-    **{key: None for key in ("detector", "window_start", "window_end", "alpha", "steady_band", "max_abs_correlation")},
+    **{key: None for key in ("detector", "window_start", "window_end", "alpha", "steady_band", "follow_alpha")},
     **{key: None for key in ("threshold", "threshold_prs_per_feature", "threshold_size_drop")},
-    **{key: None for key in ("threshold_agent_rise", "threshold_share_drop")},
+    **{key: None for key in ("threshold_agent_rise", "threshold_share_drop", "permutations")},
     **{key: None for key in ("metric_id", "name", "level", "configured_on")},
 }
 """The metric level of every number in a flag's evidence (``_prev`` keys as their measure; None: a setting or
@@ -261,7 +261,7 @@ FLAG_MEASURE_LEVELS: dict[str, str] = {
     "cost": "outcome",
     "cost_unlinked": "outcome",
 }
-"""The level of every ``core.flags.team_periods`` column a flag chart can show."""
+"""The level of every ``core.flags.rollups.team_periods`` column a flag chart can show."""
 
 
 _EXPLANATION_LEVEL = {"leadership_vanity": None, "decoupled_metric": "series"}
@@ -328,7 +328,7 @@ def restrict_flags(
 
 
 def restrict_flag_periods(viewer: Viewer, periods: pl.LazyFrame) -> pl.LazyFrame:
-    """Team windows (``core.flags.team_periods``), each measure empty where ``viewer`` may not see its level."""
+    """Team windows (``core.flags.rollups.team_periods``), each measure empty where ``viewer`` may not see its level."""
     keys = ["team_id", "period_start", "period_end"]
     shown = periods.select(keys)
     for level in ("activity", "output", "outcome"):
@@ -339,7 +339,7 @@ def restrict_flag_periods(viewer: Viewer, periods: pl.LazyFrame) -> pl.LazyFrame
 
 
 def restrict_weekly_series(viewer: Viewer, weekly: pl.LazyFrame) -> pl.LazyFrame:
-    """Weekly series (``core.flags.weekly_series``) of the levels ``viewer`` may see; PR counts are activity."""
+    """Weekly series (``core.flags.rollups.weekly_series``) of the levels ``viewer`` may see; PR counts are activity."""
     level = pl.when(pl.col("kind") == "count").then(pl.lit("activity")).otherwise(pl.col("kind"))
     return pl.concat(
         [restrict(viewer, weekly.filter(level == name), level=name) for name in ("activity", "output", "outcome")]

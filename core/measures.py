@@ -12,10 +12,11 @@ from datetime import date
 
 import polars as pl
 
-from core import costs, flags
+from core import costs
 from core.costs import CostSettings
 from core.delivery import throughput
-from core.flags import FlagSettings
+from core.flags import detectors, rollups
+from core.flags.settings import FlagSettings
 from core.outcomes import verdicts
 
 Frames = Mapping[str, pl.LazyFrame]
@@ -187,15 +188,15 @@ def vanity_flags(
     frames: Frames, judged: pl.LazyFrame, lines: pl.LazyFrame | None, settings: FlagSettings, as_of_date: date
 ) -> pl.DataFrame:
     """Every vanity flag as of ``as_of_date`` under ``settings``, newest and most severe first (``core.flags``)."""
-    return flags.detect_all(frames, judged, lines, settings, as_of_date)
+    return detectors.detect_all(frames, judged, lines, settings, as_of_date)
 
 
 def flag_roll_ups(
     frames: Frames, judged: pl.LazyFrame, lines: pl.LazyFrame | None, settings: FlagSettings, as_of_date: date
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """The team windows and weekly series the flags were found in, for their charts (``core.flags.flag_chart``)."""
-    periods = flags.team_periods(frames, judged, lines, as_of_date, settings.window_quarters)
-    return periods, flags.weekly_series(frames, as_of_date)
+    """The team windows and weekly series the flags were found in, for their charts (``flags.charts``)."""
+    periods = rollups.team_periods(frames, judged, lines, as_of_date, settings.window_quarters)
+    return periods, rollups.weekly_series(frames, as_of_date)
 
 
 def similar_feature_costs(features: pl.LazyFrame, lines: pl.LazyFrame) -> pl.LazyFrame:

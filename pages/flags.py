@@ -13,8 +13,9 @@ from plotly.subplots import make_subplots
 
 from core import access
 from core.access import restrict_flags
-from core.flags import DETECTORS, FLAG_DEFAULTS_TEXT, FlagSettings, apply_acknowledgements, sort_flags
-from core.flags.acknowledgements import MAX_COMMENT_CHARS
+from core.flags.acknowledgements import MAX_COMMENT_CHARS, apply_acknowledgements
+from core.flags.detectors import DETECTORS, sort_flags
+from core.flags.settings import FLAG_DEFAULTS_TEXT, FlagSettings
 from ui import caches
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, plain, table, team_labels
@@ -78,7 +79,7 @@ def chart_figure(rows: pl.DataFrame) -> go.Figure:
             mode="lines+markers",
             line={"color": color, "dash": "dot" if is_value else "solid"},
             hovertemplate=f"{measure}: %{{y:,.4~g}}<br>period ending %{{x|%d %b %Y}}"
-            "<br>from core.flags.flag_chart<extra></extra>",
+            "<br>from core.flags.charts.flag_chart<extra></extra>",
             secondary_y=is_value,
         )
     figure.update_layout(

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from math import sqrt
 
+import numpy as np
 import polars as pl
 import pytest
+from scipy.stats import norm
 
-from core.flags import (
-    ACK_SCHEMA,
+from core.flags.acknowledgements import acknowledge, apply_acknowledgements
+from core.flags.charts import flag_chart
+from core.flags.detectors import (
     FLAG_COLUMNS,
-    FLAG_DEFAULTS_TEXT,
     FLAG_SCHEMA,
-    FlagSettings,
-    acknowledge,
     activity_up_value_flat,
     agent_churn,
-    apply_acknowledgements,
     decoupled_metric,
     detect_all,
-    flag_chart,
     leadership_vanity,
-    outcomes_to_watch,
     pr_splitting,
     story_point_inflation,
-    team_periods,
     unlinked_work,
-    weekly_series,
 )
+from core.flags.rollups import outcomes_to_watch, team_periods, weekly_series
+from core.flags.settings import FLAG_DEFAULTS_TEXT, FlagSettings
+from core.model.records import ACK_SCHEMA
 from core.model.schema import ENTITIES, coerce
 
 AS_OF = date(2025, 7, 15)
@@ -333,9 +333,55 @@ def test_prs_rising_for_twelve_weeks_while_conversion_stays_put_is_flagged(step:
         flag = flags.row(0, named=True)
         assert flag["flag_id"] == "decoupled_metric|t1|prs_merged|2025-04-07|2025-06-29"
         evidence = json.loads(flag["evidence"])
-        assert evidence["weeks"] == 12 and evidence["kendall_tau"] > 0.9
+        # Strictly rising, no ties: tau = 1 and the exact p-value 1/12! (2e-9, 0 at six places).
+        assert (evidence["weeks"], evidence["kendall_tau"], evidence["kendall_p"]) == (12, 1.0, 0.0)
         assert (evidence["outcome_metric_id"], evidence["best_lag"], evidence["best_r"]) == ("conv", 0, 0.0)
+        assert (evidence["follow_p"], evidence["permutations"]) == (1.0, 999), "a flat outcome never follows"
         assert "Conversion did not follow it" in flag["explanation"]
+        assert "one-sided p = < 0.0001" in flag["explanation"]
+
+
+def test_ties_in_weekly_counts_are_corrected_for_so_a_steady_climb_in_whole_numbers_counts_as_rising():
+    """12 weeks of 9, 9, 9, 8, 8, 9, 10, 10, 9, 10, 10, 11 PRs (ties: 8 twice, 9 five times, 10 four times).
+
+    S = 33 (41 rising pairs, 8 falling, 17 tied). Tie-corrected: var S = (12·11·29 − 2·1·9 − 5·4·15 − 4·3·13) / 18
+    = 3354 / 18, z = 33 / √(3354/18) = 2.42, p = 0.0078 — below 1%. The old test kept the tie-free variance
+    3828 / 18 and a continuity correction: z = 32 / √(3828/18) = 2.19, p = 0.014, so it missed this rise.
+    Theil–Sen: a median slope of 1/6 a week over 11 weeks on a median of 9 is a rise of 20.4%.
+    """
+    climb = [9, 9, 9, 8, 8, 9, 10, 10, 9, 10, 10, 11]
+    frames = _org(prs=_weekly_prs([9] * 13 + climb), observations=_conversion())
+    watch = outcomes_to_watch(frames["features"], frames["hypotheses"], frames["metrics"])
+    at_one_percent = FlagSettings(trend_alpha=0.01)
+    flags = decoupled_metric(weekly_series(frames, AS_OF), frames["teams"], watch, at_one_percent, AS_OF).collect()
+    assert flags["flag_id"].to_list() == ["decoupled_metric|t1|prs_merged|2025-04-07|2025-06-29"]
+    evidence = json.loads(flags["evidence"][0])
+    assert evidence["kendall_tau"] == round(33 / sqrt(66 * (66 - 17)), 4)  # tau-b: 1 + 10 + 6 tied pairs
+    assert evidence["kendall_p"] == pytest.approx(norm.sf(33 / sqrt(3354 / 18)), abs=1e-6)
+    assert evidence["kendall_p"] == pytest.approx(0.0078, abs=1e-4)
+    assert evidence["trend_rise"] == pytest.approx((1 / 6) * 11 / 9, abs=1e-4)
+    assert norm.sf(32 / sqrt(3828 / 18)) > 0.01, "the old, tie-free test would not have flagged it"
+    default = decoupled_metric(weekly_series(frames, AS_OF), frames["teams"], watch, FlagSettings(), AS_OF)
+    assert default.collect().is_empty(), "at the default 0.1% this climb is not enough"
+
+
+def test_an_outcome_that_only_wanders_does_not_count_as_following():
+    """Conversion is noise (seeded): some lag reaches |r| ≥ 0.30 by chance, which the old fixed bar took for
+    "follows"; over the same 9-lag search shuffled weeks do as well often, so the rise is flagged."""
+    rng = np.random.default_rng(14)
+    noise = [
+        dict(metric_id="conv", date=date(2024, 12, 30) + timedelta(days=d), segment="all", value=float(v))
+        for d, v in enumerate(rng.normal(5.0, 0.3, 200))
+    ]
+    frames = _org(prs=_weekly_prs([50] * 13 + [round(50 + 1.1 * i) for i in range(13)]), observations=noise)
+    watch = outcomes_to_watch(frames["features"], frames["hypotheses"], frames["metrics"])
+    flags = decoupled_metric(weekly_series(frames, AS_OF), frames["teams"], watch, FlagSettings(), AS_OF).collect()
+    assert flags.height == 1
+    evidence = json.loads(flags["evidence"][0])
+    assert abs(evidence["best_r"]) >= 0.30 and evidence["follow_p"] >= 0.05
+    assert f"which chance alone matches {round(evidence['follow_p'] * 100)}% of the time" in flags["explanation"][0]
+    again = decoupled_metric(weekly_series(frames, AS_OF), frames["teams"], watch, FlagSettings(), AS_OF).collect()
+    assert again.equals(flags), "the permutation test is seeded by the series and window"
 
 
 def test_a_rising_metric_its_outcome_follows_is_not_flagged():
@@ -478,14 +524,210 @@ def test_the_planted_high_activity_team_is_flagged_and_healthy_teams_are_not():
     assert set(activity["team_id"]) == {team}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_steady_organisation_raises_no_flag(seed: int):
-    flags, team = _demo_flags(seed, 0.3, False)
-    assert team is None
-    assert flags.filter(pl.col("detector") != "unlinked_work").is_empty(), flags.select("flag_id", "explanation")
+# --- Steady organisations ------------------------------------------------------------------------
+
+STEADY_START = datetime(2024, 1, 1)
+"""A Monday; steady organisations run 104 weeks from it and are judged on 2026-01-05."""
+STEADY_WEEKS = 104
+STEADY_AS_OF = date(2026, 1, 5)
+POISSON_SEEDS, BURSTY_SEEDS = range(100), range(100, 200)
+BURST_SHAPE = 10.0
+"""Negative-binomial weekly counts: a gamma-mixed Poisson of this shape (12 PRs a week vary like 26, not 12)."""
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_steady_organisation_raises_no_unlinked_work_flag(seed: int):
-    flags, _ = _demo_flags(seed, 0.3, False)
-    assert flags.filter(pl.col("detector") == "unlinked_work").is_empty(), flags.select("flag_id", "explanation")
+def _weekly_counts(rng: np.random.Generator, mean: float, bursty: bool) -> np.ndarray:
+    """A count per week at a steady ``mean``: Poisson, or negative binomial when ``bursty``."""
+    if not bursty:
+        return rng.poisson(mean, STEADY_WEEKS)
+    return rng.poisson(rng.gamma(BURST_SHAPE, mean / BURST_SHAPE, STEADY_WEEKS))
+
+
+def _at(days: np.ndarray) -> pl.Series:
+    """Datetimes ``days`` (fractional; NaN for none) after ``STEADY_START``."""
+    micros = pl.Series(np.asarray(days, dtype=float) * 86_400_000_000, nan_to_null=True).round(0).cast(pl.Int64)
+    return micros.cast(pl.Duration("us")) + STEADY_START
+
+
+def _steady_org(seed: int, bursty: bool) -> tuple[dict[str, pl.LazyFrame], pl.LazyFrame]:
+    """Three teams whose every rate holds still for two years, drawn the way real counts vary.
+
+    Per team: features delivered as a Poisson process (1.5 a month), each with 1 + Poisson(4) work items
+    of 1–8 points and a 40% chance of being confirmed; merged human PRs (12 a week) and agent PRs
+    (4 a week, 80% merged), 90% of them linked to the next feature due; production deployments
+    (3 a week); a daily outcome (Conversion, normal noise) and a weekly activity count (Velocity, 30).
+    Counts are Poisson, or negative binomial when ``bursty``.
+    """
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in ENTITIES}
+    verdicts: list[tuple[str, str]] = []
+    days = STEADY_WEEKS * 7
+    for team in ("t0", "t1", "t2"):
+        conv, velocity = f"conv_{team}", f"velocity_{team}"
+        metric = dict(direction="higher", team_id=team)
+        parts["metrics"].append(
+            pl.DataFrame(
+                [
+                    dict(metric_id=conv, name=f"Conversion {team}", level="outcome", **metric),
+                    dict(metric_id=velocity, name=f"Velocity {team}", level="activity", **metric),
+                ]
+            )
+        )
+        due = np.sort(rng.uniform(0, days + 60, rng.poisson(1.5 * 26)))
+        ids = [f"{team}-f{k}" for k in range(due.size)]
+        done = due < days
+        parts["features"].append(
+            pl.DataFrame(
+                {
+                    "feature_id": ids,
+                    "name": ids,
+                    "team_id": team,
+                    "status": np.where(done, "delivered", "in_progress"),
+                    "delivered_at": _at(np.where(done, due, np.nan)),
+                }
+            )
+        )
+        parts["hypotheses"].append(
+            pl.DataFrame(
+                {
+                    "feature_id": ids,
+                    "metric_id": conv,
+                    "predicted_change": 0.05,
+                    "change_kind": "relative",
+                    "window_days": 28,
+                    "created_at": _at(due - 60),
+                }
+            )
+        )
+        confirmed = rng.random(due.size) < 0.4
+        verdicts += [(f, "confirmed" if c else "refuted") for f, c, d in zip(ids, confirmed, done, strict=True) if d]
+        owner = np.repeat(np.arange(due.size), rng.poisson(4, due.size) + 1)
+        resolved = due[owner] - rng.uniform(0, 3, owner.size)
+        cycle = rng.lognormal(np.log(5), 0.6, owner.size)
+        parts["work_items"].append(
+            pl.DataFrame(
+                {
+                    "work_item_key": [f"{team}-w{i}" for i in range(owner.size)],
+                    "feature_id": [ids[o] for o in owner],
+                    "team_id": team,
+                    "story_points": rng.choice([1.0, 2.0, 3.0, 5.0, 8.0], owner.size, p=[0.2, 0.3, 0.25, 0.15, 0.1]),
+                    "created_at": _at(resolved - cycle - 3),
+                    "started_at": _at(resolved - cycle),
+                    "resolved_at": _at(np.where(resolved < days, resolved, np.nan)),
+                }
+            )
+        )
+        for kind, per_week, merge_share in (("human", 12.0, 1.0), ("agent", 4.0, 0.8)):
+            week = np.repeat(np.arange(STEADY_WEEKS), _weekly_counts(rng, per_week, bursty))
+            created = week * 7 + rng.uniform(0, 5, week.size)
+            merged = rng.random(week.size) < merge_share
+            feature = np.minimum(np.searchsorted(due, created), due.size - 1)
+            linked = rng.random(week.size) < 0.9
+            parts["pull_requests"].append(
+                pl.DataFrame(
+                    {
+                        "pr_id": [f"{team}-{kind}#{i}" for i in range(week.size)],
+                        "repo": "r",
+                        "team_id": team,
+                        "author_kind": kind,
+                        "state": np.where(merged, "merged", "closed"),
+                        "created_at": _at(created),
+                        "merged_at": _at(np.where(merged, created + rng.uniform(1, 48, week.size) / 24, np.nan)),
+                        "additions": rng.lognormal(np.log(90), 0.9, week.size).astype(int),
+                        "deletions": rng.lognormal(np.log(30), 0.9, week.size).astype(int),
+                        "feature_id": [ids[f] if ok else None for f, ok in zip(feature, linked, strict=True)],
+                    }
+                )
+            )
+        week = np.repeat(np.arange(STEADY_WEEKS), _weekly_counts(rng, 3.0, bursty))
+        parts["deployments"].append(
+            pl.DataFrame(
+                {
+                    "deployment_id": [f"{team}-d{i}" for i in range(week.size)],
+                    "team_id": team,
+                    "environment": "production",
+                    "status": "success",
+                    "finished_at": _at(week * 7 + rng.uniform(0, 5, week.size)),
+                }
+            )
+        )
+        parts["metric_observations"] += [
+            pl.DataFrame(
+                {
+                    "metric_id": conv,
+                    "date": _at(np.arange(days)).dt.date(),
+                    "segment": "all",
+                    "value": rng.normal(5.0, 0.3, days),
+                }
+            ),
+            pl.DataFrame(
+                {
+                    "metric_id": velocity,
+                    "date": _at(np.arange(STEADY_WEEKS) * 7).dt.date(),
+                    "segment": "all",
+                    "value": _weekly_counts(rng, 30.0, bursty).astype(float),
+                }
+            ),
+        ]
+    parts["teams"].append(pl.DataFrame({"team_id": ["t0", "t1", "t2"], "name": ["Team 0", "Team 1", "Team 2"]}))
+    frames = {}
+    for name in ENTITIES:
+        frame = (
+            pl.concat(parts[name], how="diagonal_relaxed")
+            if parts[name]
+            else pl.DataFrame(schema=ENTITIES[name].schema)
+        )
+        frames[name] = coerce(name, frame).lazy()
+    return frames, _verdicts(verdicts)
+
+
+@pytest.fixture(scope="module")
+def steady_flags() -> pl.DataFrame:
+    """Every flag of 200 seeded steady organisations (100 with Poisson counts, 100 bursty), with its seed."""
+    found = []
+    for seed in [*POISSON_SEEDS, *BURSTY_SEEDS]:
+        frames, judged = _steady_org(seed, bursty=seed in BURSTY_SEEDS)
+        flags = detect_all(frames, judged, None, FlagSettings(), STEADY_AS_OF)
+        found.append(flags.select(pl.lit(seed).alias("seed"), "detector", "flag_id", "explanation"))
+    return pl.concat(found)
+
+
+def _orgs_flagged(flags: pl.DataFrame, detectors: Iterable[str] | None = None) -> int:
+    if detectors is not None:
+        flags = flags.filter(pl.col("detector").is_in(list(detectors)))
+    return flags["seed"].n_unique()
+
+
+def test_a_steady_organisation_draws_its_counts_as_real_ones_vary():
+    """The generator itself: Poisson weeks vary like their mean, bursty ones about twice as much (12 + 12²/10)."""
+    poisson = _weekly_counts(np.random.default_rng(0), 12.0, bursty=False)
+    bursty = np.concatenate([_weekly_counts(np.random.default_rng(s), 12.0, bursty=True) for s in range(20)])
+    assert poisson.var() / poisson.mean() == pytest.approx(1.0, abs=0.35)
+    assert bursty.var() == pytest.approx(12 + 12**2 / BURST_SHAPE, rel=0.15)
+    frames, judged = _steady_org(0, bursty=False)
+    assert frames["teams"].collect().height == 3 and judged.collect().height > 50
+
+
+def test_steady_organisations_rarely_raise_a_decoupled_metric_flag(steady_flags: pl.DataFrame):
+    """At most 5% of 200 steady organisations: each tests ~50 series-quarters for a rise at 0.1%."""
+    assert _orgs_flagged(steady_flags, ["decoupled_metric"]) <= 10, steady_flags.filter(
+        pl.col("detector") == "decoupled_metric"
+    )
+
+
+def test_steady_organisations_raise_no_unlinked_work_flag(steady_flags: pl.DataFrame):
+    assert _orgs_flagged(steady_flags, ["unlinked_work"]) == 0
+
+
+def test_steady_organisations_rarely_raise_an_agent_churn_or_pr_splitting_flag(steady_flags: pl.DataFrame):
+    assert _orgs_flagged(steady_flags, ["agent_churn", "pr_splitting", "leadership_vanity"]) <= 10
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="activity_up_value_flat and story_point_inflation still false-flag steady organisations: each "
+    "compares ~20 window pairs per team at 1% (activity_alpha), PR and deployment rises are judged against "
+    "Poisson noise though bursty counts vary twice as much, and points per item uses a cluster-robust "
+    "variance over ~10 features, which is too small",
+)
+def test_steady_organisations_rarely_raise_any_flag(steady_flags: pl.DataFrame):
+    assert _orgs_flagged(steady_flags) <= 10

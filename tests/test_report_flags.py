@@ -12,8 +12,8 @@ from core import measures
 from core.bootstrap import seed_demo
 from core.cli import commands as cli
 from core.costs import CostSettings
-from core.flags import FlagSettings
 from core.flags.acknowledgements import acknowledge_flag
+from core.flags.settings import FlagSettings
 from core.store import settings
 from core.store.database import Store, open_store
 from core.store.workspace import Workspace

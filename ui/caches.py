@@ -20,8 +20,8 @@ from core.costs import CostSettings
 from core.delivery import dora, throughput
 from core.delivery.dora import DoraSettings
 from core.explore import ExploreQuery
-from core.flags import FlagSettings
-from core.flags import flag_chart as chart_of_flag
+from core.flags.charts import flag_chart as chart_of_flag
+from core.flags.settings import FlagSettings
 from core.store import settings
 from ui.data import PageData, loaded_frames
 from ui.session import current_store
@@ -397,7 +397,7 @@ def flags(data: PageData) -> pl.DataFrame:
 
 
 def flag_chart(data: PageData, flag_id: str) -> pl.DataFrame:
-    """The small series behind one flag (``core.flags.flag_chart``) as ``data.viewer`` may see it."""
+    """The small series behind one flag (``core.flags.charts.flag_chart``) as ``data.viewer`` may see it."""
     home, fingerprints = data.store.workspace.home.as_posix(), _flag_fingerprints(data)
     return _flag_chart(home, data.version, *fingerprints, data.viewer, flag_id)
 

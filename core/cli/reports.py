@@ -29,7 +29,7 @@ from core.cli.export import neutralise_formulas
 from core.costs import CostSettings
 from core.delivery import dora, throughput
 from core.delivery.dora import DoraSettings
-from core.flags import FlagSettings
+from core.flags.settings import FlagSettings
 from core.store import settings
 from core.store.database import Store
 
@@ -254,8 +254,8 @@ def _flags_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _flags_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
     """Every vanity flag the viewer may see (as the Vanity flags page), newest and most severe first."""
-    from core.flags import DETECTORS, apply_acknowledgements
-    from core.flags.acknowledgements import read_acks
+    from core.flags.acknowledgements import apply_acknowledgements, read_acks
+    from core.flags.detectors import DETECTORS
 
     frames = context.frames
     as_of = measures.as_of(frames)
