@@ -339,6 +339,27 @@ def restrict_weekly_series(viewer: Viewer, weekly: pl.LazyFrame) -> pl.LazyFrame
     )
 
 
+AnswerT = TypeVar("AnswerT")
+
+
+def restrict_quarterly(viewer: Viewer, answer: AnswerT) -> AnswerT:
+    """A quarterly review (``core.overview.QuarterlyAnswer``) with only the rows ``viewer`` may see.
+
+    Its figures are outcome level and cost, which every role sees; its feature rows and outcome
+    metrics go through ``restrict`` and ``restrict_metrics`` like every other frame. It carries no
+    activity-level figure at all, so none can reach an executive.
+    """
+    features = restrict(viewer, answer.features.lazy(), level="outcome").collect()  # type: ignore[attr-defined]
+    metrics = answer.metrics.join(  # type: ignore[attr-defined]
+        restrict_metrics(viewer, answer.metrics.lazy().with_columns(level=pl.lit("outcome"), team_id=pl.lit(None)))  # type: ignore[attr-defined]
+        .select("metric_id")
+        .collect(),
+        on="metric_id",
+        how="semi",
+    )
+    return dataclasses.replace(answer, features=features, metrics=metrics)  # type: ignore[type-var]
+
+
 # -- What a page reads from and writes to the store, checked here --------------------------------
 
 SettingsT = TypeVar("SettingsT")

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core import access, costs
+from core import access, costs, formatting
 from core.access import Viewer
 from core.cli import export
 from core.costs import ALL, RULE_LABELS, RULES, SOURCE_LABELS, CostSettings
@@ -364,8 +364,12 @@ overall = trend.filter((pl.col("team_id") == scope) & (pl.col("source") == ALL))
 verdict = verdicts.filter((pl.col("team_id") == scope) & (pl.col("source") == ALL))
 if verdict.height:
     v = verdict.row(0, named=True)
-    change = "" if v["change_pct"] is None else f", {v['change_pct']:+.0f}% from {v['first_quarter']}"
-    st.markdown(f"Cost per delivered feature is **{v['verdict']}** over {v['quarters']} quarters{change}.")
+    change = (
+        "" if v["change_pct"] is None else f", {formatting.change(v['change_pct'] / 100)} from {v['first_quarter']}"
+    )
+    st.markdown(
+        f"Mean cost per delivered feature over {v['quarters']} quarters with deliveries{change}: **{v['verdict']}**."
+    )
     st.caption(f"Method: {v['method']}")
 by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
 source_trend = trend.filter((pl.col("team_id") == scope) & (pl.col("source") != ALL)).sort("quarter_start")

@@ -402,7 +402,14 @@ TREND_METHOD = (
 )
 
 
-def trend_verdicts(trend: pl.DataFrame, alpha: float = 0.05, min_quarters: int = 4) -> pl.DataFrame:
+MIN_TREND_QUARTERS = 4
+"""Fewest quarters with delivered features a trend verdict needs."""
+
+TOO_FEW_QUARTERS = "too few quarters to call a trend"
+"""The verdict of a series shorter than ``MIN_TREND_QUARTERS``."""
+
+
+def trend_verdicts(trend: pl.DataFrame, alpha: float = 0.05, min_quarters: int = MIN_TREND_QUARTERS) -> pl.DataFrame:
     """Per team and source, whether cost per delivered feature is declining quarter over quarter.
 
     Takes the collected ``quarterly_cost_trend`` (a few rows per team and source). Columns:
@@ -416,7 +423,7 @@ def trend_verdicts(trend: pl.DataFrame, alpha: float = 0.05, min_quarters: int =
         values = group["cost_per_delivered_feature"].to_list()
         tau, p_down, p_up = _kendall(values)
         if len(values) < min_quarters:
-            verdict = f"too few quarters (need {min_quarters})"
+            verdict = TOO_FEW_QUARTERS
         elif tau is not None and tau < 0 and p_down is not None and p_down < alpha:
             verdict = "declining"
         elif tau is not None and tau > 0 and p_up is not None and p_up < alpha:

@@ -20,8 +20,8 @@ from datetime import date
 import polars as pl
 
 from core.outcomes.progress import current_levels
+from core.outcomes.verdicts import JUDGED
 
-JUDGED = ("confirmed", "refuted", "inconclusive")
 PRIOR_DISCOUNT = 0.5
 """Discount of a team with no judged prediction: (0 + 1) / (0 + 2)."""
 

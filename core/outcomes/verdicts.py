@@ -44,6 +44,13 @@ MIN_POST_DAYS = 7
 """Fewest observed days inside the judged window a verdict needs."""
 LEVEL = 0.95
 
+VERDICTS = ("confirmed", "refuted", "inconclusive", "confounded", "pending")
+"""Every verdict a delivered feature's hypothesis can get, in the order they are reported."""
+JUDGED = ("confirmed", "refuted", "inconclusive")
+"""What "judged" means on every page, CLI report and file: the judging window has ended and the change was
+measured free of other features on the same metric, so the verdict is final. Pending (window still open)
+and confounded (another feature moved the same metric) hypotheses are not judged."""
+
 ITS = "interrupted time series"
 DID = "difference-in-differences"
 
