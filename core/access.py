@@ -59,6 +59,13 @@ _STEWARDS = frozenset({"delivery_lead", "admin"})
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("home", "Home", ":material/home:", ALL_ROLES, section="Overview"),
+    PageSpec(
+        "quarterly",
+        "Quarterly review",
+        ":material/summarize:",
+        frozenset({"executive", "delivery_lead", "admin"}),
+        section="Overview",
+    ),
     PageSpec("outcomes", "Outcomes", ":material/flag:", ALL_ROLES, section="Outcomes"),
     PageSpec("impact", "Impact verdicts", ":material/fact_check:", ALL_ROLES, section="Outcomes"),
     PageSpec("learning", "Predicted vs actual", ":material/school:", ALL_ROLES, section="Outcomes"),
@@ -92,6 +99,16 @@ _TEAM_LEAD_OTHER_TEAMS = frozenset({"output", "outcome"})
 def pages_for(viewer: Viewer) -> list[PageSpec]:
     """The pages ``viewer`` may open, in navigation order."""
     return [p for p in PAGES if viewer.role in p.roles]
+
+
+LANDING_PAGES: dict[str, str] = {"executive": "quarterly"}
+"""The page a role lands on after signing in (``home`` for a role not listed)."""
+
+
+def landing_page(viewer: Viewer) -> str:
+    """The page ``viewer`` opens on: an executive's question is the quarter's, everyone else starts Home."""
+    landing = LANDING_PAGES.get(viewer.role, "home")
+    return landing if may_open(viewer, landing) else "home"
 
 
 def may_open(viewer: Viewer, page_id: str) -> bool:

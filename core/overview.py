@@ -219,6 +219,17 @@ def last_complete_quarter(as_of: date) -> Period:
     return costs.parse_period(f"{start.year}Q{(start.month - 1) // 3 + 1}")
 
 
+def review_quarters(features: pl.LazyFrame, as_of: date) -> list[str]:
+    """Every complete quarter from the first delivery up to ``as_of``, newest first (the last complete one alone
+    when nothing was delivered yet)."""
+    latest = last_complete_quarter(as_of)
+    first = features.select(pl.col("delivered_at").min()).collect().item()
+    quarters = [latest]
+    while first is not None and quarters[-1].start > first and len(quarters) < 40:
+        quarters.append(previous_quarter(quarters[-1]))
+    return [q.label for q in quarters]
+
+
 def previous_quarter(period: Period) -> Period:
     """The quarter before ``period``."""
     start = period.start.date()
@@ -343,7 +354,8 @@ def metric_movement(
     )
     if team_id is not None:
         metrics = metrics.filter(
-            (pl.col("team_id") == team_id) | pl.col("metric_id").is_in(aims.select("metric_id").collect().to_series())
+            (pl.col("team_id") == team_id)
+            | pl.col("metric_id").is_in(aims.select("metric_id").collect().to_series().to_list())
         )
 
     def mean_over(window: Period, alias: str) -> pl.LazyFrame:
