@@ -60,3 +60,18 @@ def test_the_page_shows_the_figures_of_the_csv_report(
     assert shown["Median cost per delivered feature"] == formatting.money(value["median_cost"], "USD")
     assert shown["Mean cost per delivered feature"] == formatting.money(value["mean_cost"], "USD")
     assert shown["Spend linked to no feature"] == formatting.percent(value["unlinked_share"])
+
+
+@pytest.mark.parametrize("role", ["executive", "team_lead"])
+def test_home_names_its_figures_as_the_quarterly_review_does(
+    role: str, demo_workspace: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = signed_in(demo_workspace, role, monkeypatch)
+    at.switch_page(str(Path(APP).parent / "pages" / "home.py")).run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "Median cost per delivered feature" in labels and "Cost per delivered feature" not in labels
+    text = rendered_text(at)
+    assert "-0%" not in text and "None" not in text and "of the way" not in text.replace("of the way to target", "")
+    median = next(m.value for m in at.metric if m.label == "Median cost per delivered feature")
+    assert median.endswith(" USD") or median == formatting.MISSING
