@@ -130,9 +130,12 @@ period_label = left.selectbox(
     key=f"{PAGE}.period",
     help="Quarters with cost events; the default is the latest complete quarter.",
 )
+team_choices = [None, *team_names]
 team = right.selectbox(
     "Team",
-    [None, *team_names],
+    team_choices,
+    index=team_choices.index(me.team_id) if me.role == "team_lead" and me.team_id in team_choices else 0,
+    help="A team lead starts on their own team.",
     format_func=lambda t: "All teams" if t is None else team_names.get(t, t),
     key=f"{PAGE}.team",
 )
