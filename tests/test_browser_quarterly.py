@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from core import formatting
-from tests.browser import ROOT, screenshot, sign_in, wait_idle
+from tests.browser import ARTIFACTS, ROOT, screenshot, sign_in, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -67,8 +67,10 @@ def test_an_executive_answers_the_quarter_and_forwards_the_report(
     page.get_by_role("heading", name="Quarterly review").first.wait_for(timeout=120_000)  # the landing page
     wait_idle(page, timeout=120_000)
 
-    period = page.locator(".st-key-quarterly-quarter").inner_text().split("\n")[-1].strip()
-    assert re.fullmatch(r"\d{4}Q[1-4]", period), period
+    body = page.locator("[data-testid='stMain']").inner_text()
+    headline = re.search(r"In (\d{4}Q[1-4]), the organisation delivered", body)
+    assert headline, body[:500]
+    period = headline.group(1)
     expected = _csv_figures(Path(demo_workspace["home"]), period)  # type: ignore[arg-type]
     labels = [t.strip() for t in page.locator("[data-testid='stMetricLabel']").all_inner_texts()]
     values = [t.strip() for t in page.locator("[data-testid='stMetricValue']").all_inner_texts()]
@@ -78,14 +80,15 @@ def test_an_executive_answers_the_quarter_and_forwards_the_report(
     assert shown["Median cost per delivered feature"] == formatting.money(expected["median_cost"], "USD")
     assert shown["Mean cost per delivered feature"] == formatting.money(expected["mean_cost"], "USD")
     assert shown["Spend linked to no feature"] == formatting.percent(expected["unlinked_share"])
-    body = page.locator("[data-testid='stMain']").inner_text()
     assert f"delivered {formatting.count(int(expected['delivered']), 'feature')}" in body
     assert not ACTIVITY_WORDS.search(body), ACTIVITY_WORDS.search(body)
     screenshot(page, "quarterly-review-executive")
 
     report = _download(page, "Report (HTML)")
     assert report.suggested_filename == f"quarterly-review-{period}.html"  # type: ignore[attr-defined]
-    path = Path(report.path())  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / report.suggested_filename  # type: ignore[attr-defined]
+    report.save_as(path)  # type: ignore[attr-defined]  # kept: the download goes when its context closes
     html = path.read_text(encoding="utf-8")
     assert len(html.encode()) < 1_000_000 and "<script" not in html
     assert formatting.money(expected["median_cost"], "USD") in html

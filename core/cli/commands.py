@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core import bootstrap, derived, users
+from core.cli import digest, reports
 from core.cli import imports as importing_cli
-from core.cli import reports
 from core.model.schema import ROLES, ValidationError
 from core.store.database import Store, open_store
 from core.store.workspace import SECRETS_FILE, read_secrets, workspace_from_env, workspace_home
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     importing_cli.add_commands(sub)
     reports.add_commands(sub)
+    digest.add_commands(sub)
     return parser
 
 

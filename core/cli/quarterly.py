@@ -108,7 +108,7 @@ class Chart:
     """The x of the zero line of a diverging bar chart."""
 
 
-_WIDTH, _LABEL_WIDTH, _ROW = 640, 230, 26
+_WIDTH, _LABEL_WIDTH, _ROW, _VALUE_WIDTH = 640, 220, 30, 190
 
 
 def _charts(answer: QuarterlyAnswer) -> list[Chart]:
@@ -123,7 +123,7 @@ def _charts(answer: QuarterlyAnswer) -> list[Chart]:
 def _feature_costs(answer: QuarterlyAnswer) -> Chart:
     rows = answer.features.head(20)
     top = max([r for r in rows["cost"].to_list() if r] or [1.0])
-    span = _WIDTH - _LABEL_WIDTH - 110
+    span = _WIDTH - _LABEL_WIDTH - _VALUE_WIDTH
     bars = tuple(
         Bar(
             label=_short(row["name"]),
@@ -148,7 +148,7 @@ def _feature_costs(answer: QuarterlyAnswer) -> Chart:
 
 def _cost_trend(answer: QuarterlyAnswer) -> Chart:
     trend = answer.trend
-    height, left, right, top, bottom = 240, 70, 20, 20, 40
+    height, left, right, top, bottom = 260, 40, 40, 20, 40
     values = [v for v in [*trend["median_cost"].to_list(), *trend["mean_cost"].to_list()] if v is not None]
     peak = max(values or [1.0]) * 1.1
     step = (_WIDTH - left - right) / max(1, trend.height - 1)
@@ -178,7 +178,7 @@ def _cost_trend(answer: QuarterlyAnswer) -> Chart:
 def _metric_changes(answer: QuarterlyAnswer) -> Chart:
     rows = answer.metrics.filter(pl.col("change_pct").is_not_null())
     reach = max([abs(v) for v in rows["change_pct"].to_list()] or [0.01]) or 0.01
-    half = (_WIDTH - _LABEL_WIDTH - 80) / 2
+    half = (_WIDTH - _LABEL_WIDTH - _VALUE_WIDTH) / 2
     zero = _LABEL_WIDTH + half
     bars = []
     for i, row in enumerate(rows.iter_rows(named=True)):
@@ -206,5 +206,5 @@ def _metric_changes(answer: QuarterlyAnswer) -> Chart:
     )
 
 
-def _short(text: str, limit: int = 32) -> str:
+def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
