@@ -35,6 +35,7 @@ TREND_MEASURES = {
 
 data = page_data()
 me = data.viewer
+currency = caches.cost_settings(data).currency
 page_header(
     "Predicted vs actual",
     "How close did each team's predictions come to what was measured, and what should be built next because of it?",
@@ -207,8 +208,8 @@ table(
     ),
     **{
         "Discount": st.column_config.NumberColumn(format="%.2f"),
-        "Expected value": st.column_config.NumberColumn(format="%.0f"),
-        "Cost": st.column_config.NumberColumn(format="%.0f"),
+        "Expected value": st.column_config.NumberColumn(f"Expected value ({currency})", format="%.0f"),
+        "Cost": st.column_config.NumberColumn(f"Cost ({currency})", format="%.0f"),
         "Value per cost": st.column_config.NumberColumn(format="%.2f", help="Expected value ÷ cost."),
         "Relative improvement per 1M cost": st.column_config.NumberColumn(format="%.3f"),
     },
