@@ -15,7 +15,8 @@ from ui.widgets import figure_builder, page_header, table
 
 PAGE = "learning"
 DEFINITIONS = (
-    "**Judged**: verdict confirmed, refuted or inconclusive (pending and confounded predictions are not judged). "
+    "**Judged**: verdict confirmed, refuted or inconclusive (pending and confounded predictions are not judged); "
+    "an inconclusive one with no measured change (too few observed days) has nothing to compare and is left out. "
     "**Hit rate**: confirmed ÷ judged. **Mean actual ÷ predicted**: the mean over judged predictions of measured "
     "change ÷ predicted change, each in the prediction's own kind (1.0 = exactly as predicted, 0.5 = half of it). "
     "**Calibration**: the share of judged predictions whose measured 95% interval contains the predicted change — "

@@ -105,4 +105,4 @@ def test_hostile_text_in_user_fields_is_stored_and_shown_as_plain_text(small_wor
     assert not at.exception
     store = open_store(small_workspace)
     assert users.get_user(store, "bobby").name == hostile
-    assert hostile in at.dataframe[0].value["name"].to_list()
+    assert hostile in at.dataframe[0].value["Name"].to_list()
