@@ -110,6 +110,7 @@ def test_a_team_lead_sees_line_detail_only_for_their_own_team(
 ) -> None:
     login = demo_workspace["logins"]["team_lead"]  # type: ignore[index]
     at = _open(demo_workspace, "team_lead", monkeypatch)
+    at.selectbox(key="cost.team").select_index(0).run()  # the page opens on their team; every team's features
     delivered = _tables(at, "delivered_at")[0]
     own_team = _team_of(demo_workspace, login.username)
     own = _delivered_feature(at, own_team)
