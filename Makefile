@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 export THROUGHLINE_HOME ?= $(CURDIR)/data
+PORT ?= 8501
 
 .PHONY: run test bench bench-ci lint clean-data
 
@@ -19,8 +20,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	touch $(VENV)/.runtime $@
 
 run: $(VENV)/.runtime
-	$(PY) -m core init --demo --if-missing
-	$(PY) -m streamlit run app.py --server.port 8501
+	$(PY) -m core init --demo --if-missing --port $(PORT)
+	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

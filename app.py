@@ -85,13 +85,14 @@ def main() -> None:
         st.navigation([st.Page(_change_password, title="New password", url_path="password")], position="hidden").run()
         return
     sections: dict[str, list[st.Page]] = {}
+    landing = access.landing_page(viewer)
     for spec in access.pages_for(viewer):
         page = st.Page(
             PAGES_DIR / f"{spec.page_id}.py",
             title=spec.title,
             icon=spec.icon,
             url_path=spec.page_id,
-            default=spec.page_id == "home",
+            default=spec.page_id == landing,
         )
         sections.setdefault(spec.section, []).append(page)
     st.navigation(sections, expanded=True).run()

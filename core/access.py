@@ -60,6 +60,13 @@ _STEWARDS = frozenset({"delivery_lead", "admin"})
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("home", "Home", ":material/home:", ALL_ROLES, section="Overview"),
+    PageSpec(
+        "quarterly",
+        "Quarterly review",
+        ":material/summarize:",
+        frozenset({"executive", "delivery_lead", "admin"}),
+        section="Overview",
+    ),
     PageSpec("outcomes", "Outcomes", ":material/flag:", ALL_ROLES, section="Outcomes"),
     PageSpec("impact", "Impact verdicts", ":material/fact_check:", ALL_ROLES, section="Outcomes"),
     PageSpec("learning", "Predicted vs actual", ":material/school:", ALL_ROLES, section="Outcomes"),
@@ -94,6 +101,16 @@ _TEAM_LEAD_OTHER_TEAMS = frozenset({"output", "outcome"})
 def pages_for(viewer: Viewer) -> list[PageSpec]:
     """The pages ``viewer`` may open, in navigation order."""
     return [p for p in PAGES if viewer.role in p.roles]
+
+
+LANDING_PAGES: dict[str, str] = {"executive": "quarterly"}
+"""The page a role lands on after signing in (``home`` for a role not listed)."""
+
+
+def landing_page(viewer: Viewer) -> str:
+    """The page ``viewer`` opens on: an executive's question is the quarter's, everyone else starts Home."""
+    landing = LANDING_PAGES.get(viewer.role, "home")
+    return landing if may_open(viewer, landing) else "home"
 
 
 def may_open(viewer: Viewer, page_id: str) -> bool:
@@ -344,6 +361,27 @@ def restrict_weekly_series(viewer: Viewer, weekly: pl.LazyFrame) -> pl.LazyFrame
     return pl.concat(
         [restrict(viewer, weekly.filter(level == name), level=name) for name in ("activity", "output", "outcome")]
     )
+
+
+AnswerT = TypeVar("AnswerT")
+
+
+def restrict_quarterly(viewer: Viewer, answer: AnswerT) -> AnswerT:
+    """A quarterly review (``core.overview.QuarterlyAnswer``) with only the rows ``viewer`` may see.
+
+    Its figures are outcome level and cost, which every role sees; its feature rows and outcome
+    metrics go through ``restrict`` and ``restrict_metrics`` like every other frame. It carries no
+    activity-level figure at all, so none can reach an executive.
+    """
+    features = restrict(viewer, answer.features.lazy(), level="outcome").collect()  # type: ignore[attr-defined]
+    metrics = answer.metrics.join(  # type: ignore[attr-defined]
+        restrict_metrics(viewer, answer.metrics.lazy().with_columns(level=pl.lit("outcome"), team_id=pl.lit(None)))  # type: ignore[attr-defined]
+        .select("metric_id")
+        .collect(),
+        on="metric_id",
+        how="semi",
+    )
+    return dataclasses.replace(answer, features=features, metrics=metrics)  # type: ignore[type-var]
 
 
 # -- What a page reads from and writes to the store, checked here --------------------------------

@@ -98,7 +98,7 @@ def write_demo_credentials(home: Path, logins: list[DemoLogin]) -> Path:
     return path
 
 
-def sign_in_message(store: Store, logins: list[DemoLogin] | None = None) -> str:
+def sign_in_message(store: Store, logins: list[DemoLogin] | None = None, port: int = 8501) -> str:
     """What the console says about signing in to this workspace."""
     path = store.workspace.home / DEMO_CREDENTIALS_FILE
     if logins:
@@ -106,7 +106,7 @@ def sign_in_message(store: Store, logins: list[DemoLogin] | None = None) -> str:
             f"  {login.role:<14} user: {login.username:<10} password: {login.password}" for login in logins
         )
         return (
-            "Throughline demo workspace created. Sign in at http://localhost:8501 with one of:\n"
+            f"Throughline demo workspace created. Sign in at http://localhost:{port} with one of:\n"
             f"{rows}\n(These passwords are shown once; they are also saved, owner-only, in {path}."
             " Each user chooses a new password at first sign-in.)"
         )

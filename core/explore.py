@@ -183,10 +183,11 @@ DATASETS: dict[str, Dataset] = {
             values=(
                 Value(
                     "judged_features",
-                    "judged features",
+                    "features with a verdict",
                     "outcome",
                     ("count",),
-                    description="delivered features whose hypothesis was judged",
+                    description="delivered features with a hypothesis, whatever their verdict; judged ones "
+                    "(core.outcomes.verdicts.JUDGED) are the confirmed, refuted and inconclusive: split by Verdict",
                 ),
                 Value(
                     "measured_change_pct",

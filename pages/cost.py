@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core import access, costs
+from core import access, costs, formatting
 from core.access import Viewer
 from core.cli import export
 from core.costs import ALL, RULE_LABELS, RULES, SOURCE_LABELS, CostSettings
@@ -87,7 +87,7 @@ def distribution_figure(delivered: pl.DataFrame, money: str) -> go.Figure:
         nbins=30,
         marginal="box",
         hover_data=["feature_id", "name"],
-        labels={"cost": f"cost per delivered feature ({money})"},
+        labels={"cost": f"cost of each delivered feature ({money})"},
     )
     histogram.update_layout(height=340, margin={"t": 30}, yaxis_title="features")
     return histogram
@@ -130,9 +130,12 @@ period_label = left.selectbox(
     key=f"{PAGE}.period",
     help="Quarters with cost events; the default is the latest complete quarter.",
 )
+team_choices = [None, *team_names]
 team = right.selectbox(
     "Team",
-    [None, *team_names],
+    team_choices,
+    index=team_choices.index(me.team_id) if me.role == "team_lead" and me.team_id in team_choices else 0,
+    help="A team lead starts on their own team.",
     format_func=lambda t: "All teams" if t is None else team_names.get(t, t),
     key=f"{PAGE}.team",
 )
@@ -167,13 +170,14 @@ mean.metric(
     help="Total cost of the features delivered in the period ÷ their number; a few large features pull it up.",
 )
 total.metric(
-    "Total attributed cost",
-    amount(summary["attributed_cost"]),
-    help="Money of the period's cost events attributed to a feature, delivered or not.",
+    "Cost of the delivered features",
+    amount(per_feature.filter(pl.col("delivered"))["cost"].sum()),
+    help="The features the median and mean are over, each with every cost attributed to it up to the period's end.",
 )
 st.caption(
     f"{summary['delivered_features']:,} features delivered; {summary['wip_features']:,} in progress carrying "
     f"{amount(summary['wip_cost'])}. Of {amount(summary['total_cost'])} spent in the period, "
+    f"{amount(summary['attributed_cost'])} is attributed to features (delivered or not) and "
     f"{amount(summary['unattributed_cost'])} is unattributed"
     + (f"; {summary['unpriced_events']:,} events had no price" if summary["unpriced_events"] else "")
     + f".  \n**Rules on:** {summary['rules_on']}."
@@ -209,7 +213,7 @@ with chart_left:
 
 delivered = per_feature.filter(pl.col("delivered"))
 with chart_right:
-    st.markdown("**Cost per delivered feature**")
+    st.markdown("**Cost of each delivered feature**")
     if delivered.height:
         st.plotly_chart(distribution_figure(delivered, money), key=f"{PAGE}.distribution")
         st.caption("Each delivered feature's total attributed cost; the box marks the median and quartiles.")
@@ -364,8 +368,12 @@ overall = trend.filter((pl.col("team_id") == scope) & (pl.col("source") == ALL))
 verdict = verdicts.filter((pl.col("team_id") == scope) & (pl.col("source") == ALL))
 if verdict.height:
     v = verdict.row(0, named=True)
-    change = "" if v["change_pct"] is None else f", {v['change_pct']:+.0f}% from {v['first_quarter']}"
-    st.markdown(f"Cost per delivered feature is **{v['verdict']}** over {v['quarters']} quarters{change}.")
+    change = (
+        "" if v["change_pct"] is None else f", {formatting.change(v['change_pct'] / 100)} from {v['first_quarter']}"
+    )
+    st.markdown(
+        f"Mean cost per delivered feature over {v['quarters']} quarters with deliveries{change}: **{v['verdict']}**."
+    )
     st.caption(f"Method: {v['method']}")
 by_team = trend.filter(pl.col("source") == ALL).sort("quarter_start")
 source_trend = trend.filter((pl.col("team_id") == scope) & (pl.col("source") != ALL)).sort("quarter_start")
@@ -384,7 +392,9 @@ table(
     key=f"{PAGE}.trend_table",
     delivered_features=st.column_config.NumberColumn("features delivered"),
     cost=st.column_config.NumberColumn(f"cost ({money})", format="%.0f"),
-    cost_per_delivered_feature=st.column_config.NumberColumn(f"cost per delivered feature ({money})", format="%.0f"),
+    cost_per_delivered_feature=st.column_config.NumberColumn(
+        f"mean cost per delivered feature ({money})", format="%.0f"
+    ),
     pct_change=st.column_config.NumberColumn("% change", format="%+.1f%%"),
 )
 csv_col, html_col = st.columns(2)

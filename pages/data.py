@@ -651,7 +651,14 @@ def render_history() -> None:
     """Import history tab: one row per import and entity, and undo with a confirmation."""
     history = import_history(store)
     if history.is_empty():
-        st.info("Nothing imported yet.")
+        if store.get_meta("workspace_kind") == "demo":
+            rows = sum(store.counts().values())
+            st.info(
+                f"This is the demo workspace: its {rows:,} rows are the demo organisation, seeded when the workspace "
+                "was created. No file has been imported into it yet; imports you make are listed here."
+            )
+        else:
+            st.info("Nothing imported yet: this workspace is empty. Import a file above to begin.")
         return
     shown = history.rename(
         {"import_id": "import", "at": "when (UTC)", "actor": "who", "source": "file", "entity": "entity"}

@@ -142,9 +142,11 @@ def flag_card(flag: dict[str, object]) -> None:
         if figure is not None:
             left.plotly_chart(figure, key=f"{PAGE}.chart.{key}", config={"displayModeBar": False})
             left.caption(
-                "Solid: the activity the flag compared (left axis); dotted: the value it should move (right axis), "
-                "per window, dated by its last day."
-                + (" Activity measures are not part of your view." if flag["hidden_numbers"] else "")
+                "Dotted: the value the activity should move (right axis), per window, dated by its last day. "
+                "The activity it was compared with is not part of your view."
+                if flag["hidden_numbers"]
+                else "Solid: the activity the flag compared (left axis); dotted: the value it should move "
+                "(right axis), per window, dated by its last day."
             )
         else:
             left.caption("No chart of this flag's measures is part of your view.")
@@ -152,8 +154,7 @@ def flag_card(flag: dict[str, object]) -> None:
             table(
                 evidence_table(flag),
                 key=f"{PAGE}.evidence.{key}",
-                caption="The exact numbers behind the flag over its window (JSON `evidence` of "
-                "`python -m core report flags --format json`)."
+                caption="The exact numbers behind the flag over its window."
                 + (
                     f" {flag['hidden_numbers']} activity-level number(s) are not part of your view."
                     if flag["hidden_numbers"]
@@ -164,7 +165,11 @@ def flag_card(flag: dict[str, object]) -> None:
             st.markdown(
                 f"Flag id `{flag['flag_id']}`: detector `{flag['detector']}`, window {flag['window_start']} to "
                 f"{flag['window_end']} (inclusive), data as of {caches.as_of(data)}, under the thresholds below. "
-                "Run `python -m core report flags --format json` for the same numbers."
+                + (
+                    "Run `python -m core report flags --format json` for the same numbers."
+                    if viewer.role == "admin"
+                    else "The flags report gives the same numbers."
+                )
             )
             acknowledge_form(flag, key)
 

@@ -98,7 +98,17 @@ if verdicts.height == 0:
 
 team_ids = sorted(verdicts["team_id"].drop_nulls().unique().to_list())
 metric_label = dict(verdicts.select("metric_id", "metric_name").unique().iter_rows())
-left, middle, right = st.columns(3)
+delivered_quarters = verdicts.select(
+    pl.format("{}Q{}", pl.col("delivered_on").dt.year(), pl.col("delivered_on").dt.quarter()).alias("quarter")
+)["quarter"]
+quarters = sorted(delivered_quarters.unique().to_list(), reverse=True)
+period, left, middle, right = st.columns(4)
+chosen_quarter = period.selectbox(
+    "Delivered in",
+    [None, *quarters],
+    format_func=lambda q: "Any quarter" if q is None else q,
+    key=f"{PAGE}.quarter",
+)
 chosen_verdicts = left.multiselect("Verdict", VERDICTS, key=f"{PAGE}.verdict", placeholder="All verdicts")
 chosen_teams = middle.multiselect("Team", team_ids, key=f"{PAGE}.team", placeholder="All teams")
 chosen_metrics = right.multiselect(
@@ -112,6 +122,7 @@ shown = verdicts.filter(
     pl.col("verdict").is_in(chosen_verdicts or VERDICTS),
     pl.col("team_id").is_in(chosen_teams) if chosen_teams else pl.lit(True),
     pl.col("metric_id").is_in(chosen_metrics) if chosen_metrics else pl.lit(True),
+    delivered_quarters == chosen_quarter if chosen_quarter else pl.lit(True),
 )
 
 counts = dict(shown["verdict"].value_counts().iter_rows())
@@ -132,16 +143,16 @@ table(
     shown.select(
         pl.col("feature_id").alias("Feature"),
         pl.col("feature_name").alias("Name"),
+        pl.when(pl.col("recorded") == "retrospective")
+        .then(pl.format("{} (retrospective)", pl.col("verdict")))
+        .otherwise(pl.col("verdict"))
+        .alias("Verdict"),
         pl.col("team_id").alias("Team"),
         pl.col("metric_name").alias("Outcome metric"),
         pl.col("predicted").alias("Predicted"),
         pl.col("measured").fill_null("—").alias("Measured"),
         pl.col("interval_95").fill_null("—").alias("95% interval"),
         pl.col("method").alias("Method"),
-        pl.when(pl.col("recorded") == "retrospective")
-        .then(pl.format("{} (retrospective)", pl.col("verdict")))
-        .otherwise(pl.col("verdict"))
-        .alias("Verdict"),
         pl.when(pl.col("holds_together"))
         .then(pl.format("yes, with {} judged together", pl.col("judged_together")))
         .when(~pl.col("holds_together"))

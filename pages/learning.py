@@ -15,7 +15,8 @@ from ui.widgets import figure_builder, page_header, table
 
 PAGE = "learning"
 DEFINITIONS = (
-    "**Judged**: verdict confirmed, refuted or inconclusive (pending and confounded predictions are not judged). "
+    "**Judged**: verdict confirmed, refuted or inconclusive (pending and confounded predictions are not judged); "
+    "an inconclusive one with no measured change (too few observed days) has nothing to compare and is left out. "
     "**Hit rate**: confirmed ÷ judged. **Mean actual ÷ predicted**: the mean over judged predictions of measured "
     "change ÷ predicted change, each in the prediction's own kind (1.0 = exactly as predicted, 0.5 = half of it). "
     "**Calibration**: the mean credit of judged predictions — measured ÷ predicted change clipped to 0–1 when "
@@ -37,6 +38,7 @@ TREND_MEASURES = {
 
 data = page_data()
 me = data.viewer
+currency = caches.cost_settings(data).currency
 page_header(
     "Predicted vs actual",
     "How close did each team's predictions come to what was measured, and what should be built next because of it?",
@@ -212,8 +214,8 @@ table(
     ),
     **{
         "Discount": st.column_config.NumberColumn(format="%.2f"),
-        "Expected value": st.column_config.NumberColumn(format="%.0f"),
-        "Cost": st.column_config.NumberColumn(format="%.0f"),
+        "Expected value": st.column_config.NumberColumn(f"Expected value ({currency})", format="%.0f"),
+        "Cost": st.column_config.NumberColumn(f"Cost ({currency})", format="%.0f"),
         "Value per cost": st.column_config.NumberColumn(format="%.2f", help="Expected value ÷ cost."),
         "Relative improvement per 1M cost": st.column_config.NumberColumn(format="%.3f"),
     },

@@ -297,7 +297,7 @@ st.caption(definitions(["realised_value", "cost", "value_to_cost"]) + f"  \nAmou
 
 st.subheader(f"Per {period}")
 table(
-    series,
+    series.with_columns(pl.col(c).fill_null(0.0) for c in ("realised_value", "cost") if c in series.columns),
     key=f"{PAGE}.table",
     caption=definitions(["features_refuted", "features_inconclusive", "features_confounded"]),
     period_start=st.column_config.DateColumn("From"),

@@ -8,6 +8,7 @@ import streamlit as st
 from core import users
 from core.model.schema import ROLES
 from core.users import ROLE_LABELS
+from ui import format as fmt
 from ui.data import page_data
 from ui.widgets import page_header, table, team_labels
 
@@ -22,7 +23,10 @@ team_ids = list(team_label)
 flash = st.session_state.pop(f"{PAGE}.flash", None)
 if flash:
     st.success(flash)
-table(users.users_frame(store), key=f"{PAGE}.table")
+table(
+    fmt.labelled(users.users_frame(store), {"team_id": "Team", "must_change_password": "Must choose a new password"}),
+    key=f"{PAGE}.table",
+)
 
 add_tab, change_tab, audit_tab = st.tabs(["Add a user", "Change a user", "Audit log"])
 

@@ -54,7 +54,7 @@ def test_the_trend_downloads_are_built_when_clicked(
     report = _download(page, "Download report (HTML)")
     html = Path(report.path()).read_text(encoding="utf-8")
     assert report.suggested_filename == "cost-per-feature-trend.html"
-    assert "Cost per delivered feature" in html and "</html>" in html
+    assert "Mean cost per delivered feature" in html and "</html>" in html
     assert "By source (all teams)" in html
 
     # With one team chosen, the report charts that team's sources, named as the page names them.

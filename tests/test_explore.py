@@ -436,8 +436,8 @@ def test_verdicts_and_realised_value_by_team() -> None:
 
 def test_a_verdict_on_a_metric_the_viewer_may_not_see_is_left_out() -> None:
     # F5's hypothesis names an output-level metric: delivery leads see it, executives do not.
-    assert ask(EXEC, "verdicts", "judged_features", "count")["Number of judged features"].item() == 3
-    assert ask(LEAD, "verdicts", "judged_features", "count")["Number of judged features"].item() == 4
+    assert ask(EXEC, "verdicts", "judged_features", "count")["Number of features with a verdict"].item() == 3
+    assert ask(LEAD, "verdicts", "judged_features", "count")["Number of features with a verdict"].item() == 4
 
 
 def test_features_for_a_delivery_lead() -> None:

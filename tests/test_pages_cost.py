@@ -62,7 +62,7 @@ def test_the_page_opens_for_every_role_with_its_headline(
 ) -> None:
     at = _open(demo_workspace, role, monkeypatch)
     labels = {m.label for m in at.metric}
-    assert {"Attribution coverage", "Median cost per delivered feature", "Total attributed cost"} <= labels
+    assert {"Attribution coverage", "Median cost per delivered feature", "Cost of the delivered features"} <= labels
     assert "Rules on:" in rendered_text(at)
 
 
@@ -76,7 +76,8 @@ def test_the_headline_median_is_cost_summary_computed_directly(
     assert shown["Median cost per delivered feature"] == f"{expected['median_cost_per_delivered_feature']:,.0f} USD"
     assert shown["Mean cost per delivered feature"] == f"{expected['mean_cost_per_delivered_feature']:,.0f} USD"
     assert shown["Attribution coverage"] == f"{expected['coverage_pct']:.1f}%"
-    assert shown["Total attributed cost"] == f"{expected['attributed_cost']:,.0f} USD"
+    delivered_cost = expected["mean_cost_per_delivered_feature"] * expected["delivered_features"]
+    assert shown["Cost of the delivered features"] == f"{delivered_cost:,.0f} USD"  # the set the median is over
 
 
 def test_the_default_period_is_the_latest_complete_quarter(
@@ -109,6 +110,7 @@ def test_a_team_lead_sees_line_detail_only_for_their_own_team(
 ) -> None:
     login = demo_workspace["logins"]["team_lead"]  # type: ignore[index]
     at = _open(demo_workspace, "team_lead", monkeypatch)
+    at.selectbox(key="cost.team").select_index(0).run()  # the page opens on their team; every team's features
     delivered = _tables(at, "delivered_at")[0]
     own_team = _team_of(demo_workspace, login.username)
     own = _delivered_feature(at, own_team)

@@ -151,7 +151,7 @@ def test_hostile_text_in_user_fields_is_stored_and_shown_as_plain_text(small_wor
     assert not at.exception
     store = open_store(small_workspace)
     assert users.get_user(store, "bobby").name == hostile
-    assert hostile in at.dataframe[0].value["name"].to_list()
+    assert hostile in at.dataframe[0].value["Name"].to_list()
 
 
 def test_signing_out_shows_the_sign_in_form_without_an_error(small_workspace: Workspace) -> None:

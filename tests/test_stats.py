@@ -9,7 +9,6 @@ import pytest
 from scipy import stats as scipy_stats
 
 from core import stats
-from core.costs import _kendall as costs_kendall
 
 
 def test_a_trend_without_ties_gets_the_exact_kendall_p_value():
@@ -41,15 +40,6 @@ def test_a_trend_is_judged_against_the_weeks_given():
     expected = scipy_stats.kendalltau([0, 1, 5], [3.0, 1.0, 4.0], alternative="greater")
     assert trend.p_rising == pytest.approx(expected.pvalue)
     assert trend.tau == pytest.approx(1 / 3)
-
-
-@pytest.mark.parametrize(
-    "values",
-    [[1.0, 2.0], [4.0, 4.0, 4.0], [5.0, 3.0, 4.0, 1.0], [1.0, 1.0, 2.0, 2.0, 3.0, 1.0, 4.0], [9.0] * 3 + [2.0]],
-)
-def test_kendall_trend_matches_the_quarterly_cost_trend_helper(values: list[float]):
-    """``core.costs`` can call ``kendall_trend`` for its quarterly trend verdicts and get the same numbers."""
-    assert tuple(stats.kendall_trend(values)) == costs_kendall(values)
 
 
 def test_normal_score_is_the_one_sided_critical_value():

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from core import costs, derived, explore, measures
+from core import costs, derived, explore, measures, overview
 from core.access import Viewer
 from core.costs import CostSettings
 from core.delivery import dora, throughput
@@ -445,3 +445,24 @@ def _flag_roll_ups(
     judged = _judged(home, version).lazy()
     periods, weekly = measures.flag_roll_ups(_frames(home, version), judged, lines, chosen, _as_of(home, version))
     return periods.collect(), weekly.collect()
+
+
+def quarterly_answer(data: PageData, period: str, team_id: str | None) -> overview.QuarterlyAnswer:
+    """The quarterly review of ``period`` for the organisation or ``team_id`` (``core.overview.quarterly_answer``)."""
+    current = settings.fingerprint(cost_settings(data))
+    return _quarterly_answer(data.store.workspace.home.as_posix(), data.version, current, period, team_id)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Putting the quarter together ...")
+def _quarterly_answer(
+    home: str, version: int, fingerprint: str, period: str, team_id: str | None
+) -> overview.QuarterlyAnswer:
+    chosen = settings.from_dict(CostSettings, json.loads(fingerprint))
+    return overview.quarterly_answer(
+        _frames(home, version),
+        _judged(home, version).lazy(),
+        _cost_rollup(home, version, fingerprint).lazy(),
+        costs.parse_period(period),
+        chosen.currency,
+        team_id,
+    )

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from core import bootstrap, derived, users
+from core.cli import digest, reports
 from core.cli import imports as importing_cli
-from core.cli import reports
 from core.model.schema import ROLES, ValidationError
 from core.store.database import Store, open_store
-from core.store.workspace import workspace_from_env
+from core.store.workspace import SECRETS_FILE, read_secrets, workspace_from_env, workspace_home
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,6 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if not getattr(args, "creates_workspace", True) and not _workspace_exists():
+        print(
+            f"No workspace at {workspace_home()}: create one with `python -m core init --demo` or `--empty`"
+            " (THROUGHLINE_HOME names the folder).",
+            file=sys.stderr,
+        )
+        return 1
     try:
         store = open_store(workspace_from_env())
         return int(args.run(store, args) or 0)
@@ -44,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--scale", type=float, default=1.0, help="demo size multiplier (default 1)")
     init.add_argument("--if-missing", action="store_true", help="do nothing when the workspace already exists")
     init.add_argument("--force", action="store_true", help="erase an existing workspace first")
+    init.add_argument("--port", type=int, default=8501, help="the port the app is served on, for the sign-in message")
     init.set_defaults(run=_init)
 
     user_cmd = sub.add_parser("users", help="add, list and change users")
@@ -71,17 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="row counts per entity, last import, snapshot version")
     status.add_argument("--format", choices=("text", "json"), default="text")
-    status.set_defaults(run=_status)
+    status.set_defaults(run=_status, creates_workspace=False)
 
     importing_cli.add_commands(sub)
     reports.add_commands(sub)
+    digest.add_commands(sub)
     return parser
 
 
 def _init(store: Store, args: argparse.Namespace) -> int:
     existing = store.get_meta("workspace_kind")
     if existing and args.if_missing:
-        print(bootstrap.sign_in_message(store))
+        print(bootstrap.sign_in_message(store, port=args.port))
         return 0
     if existing and not args.force:
         print(
@@ -96,12 +107,27 @@ def _init(store: Store, args: argparse.Namespace) -> int:
         print("Creating the demo organisation ...", flush=True)
         logins = bootstrap.seed_demo(store, seed=args.seed, scale=args.scale)
         derived.keep_results(store)
-        print(bootstrap.sign_in_message(store, logins))
+        print(bootstrap.sign_in_message(store, logins, port=args.port))
     else:
         token = bootstrap.init_empty(store)
         print(f"Empty workspace created at {store.workspace.home}.")
         print(bootstrap.setup_token_message(token))
+        print(f"The app serves http://localhost:{args.port} once started.")
     return 0
+
+
+def _workspace_exists() -> bool:
+    """True when the environment's workspace folder holds a workspace, looked at without creating anything."""
+    from sqlalchemy.engine import make_url
+
+    home = workspace_home()
+    if not home.is_dir():
+        return False
+    url = os.environ.get("THROUGHLINE_DATABASE_URL") or read_secrets(home / SECRETS_FILE).get("database_url")
+    if url and not str(url).startswith("sqlite"):
+        return True
+    database = make_url(str(url)).database if url else str(home / "throughline.db")
+    return database is not None and Path(database).exists()
 
 
 def _read_or_generate_password(from_stdin: bool) -> tuple[str, bool]:

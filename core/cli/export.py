@@ -8,14 +8,15 @@ cell is prefixed with a single quote so it is shown as text instead.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from core.costs import ALL, SOURCE_LABELS
 
@@ -55,7 +56,7 @@ def to_safe_csv(frame: pl.DataFrame) -> str:
 def team_trend_figure(
     by_team: pl.DataFrame, currency: str, team_names: Mapping[str, str], title: str | None = None
 ) -> go.Figure:
-    """Cost per delivered feature per quarter: one line per team and one for all teams.
+    """Mean cost per delivered feature per quarter: one line per team and one for all teams.
 
     ``by_team`` holds a ``quarterly_cost_trend``'s all-sources rows (``source == ALL``), by quarter.
     """
@@ -69,7 +70,8 @@ def team_trend_figure(
                 mode="lines+markers",
                 hovertemplate="%{x}: %{y:,.0f} "
                 + currency
-                + " per delivered feature<br>%{customdata[1]:,.0f} attributed to %{customdata[0]} features delivered"
+                + " mean per delivered feature<br>%{customdata[1]:,.0f} attributed to "
+                "%{customdata[0]} features delivered"
                 "<br>%{customdata[2]:+.1f}% on the quarter before<extra>%{fullData.name}</extra>",
             )
             for (team,), rows in by_team.group_by(["team_id"], maintain_order=True)
@@ -101,7 +103,7 @@ def source_trend_figure(by_source: pl.DataFrame, currency: str, title: str | Non
 
 def _trend_layout(currency: str, title: str | None) -> dict[str, object]:
     layout: dict[str, object] = {
-        "yaxis_title": f"{currency} per delivered feature",
+        "yaxis_title": f"mean {currency} per delivered feature",
         "height": 380,
         "margin": {"t": 30 if title is None else 60},
     }
@@ -114,12 +116,12 @@ def quarterly_trend_html(
     *,
     team: str = ALL,
     team_names: Mapping[str, str] | None = None,
-    title: str = "Cost per delivered feature, quarter over quarter",
+    title: str = "Mean cost per delivered feature, quarter over quarter",
     currency: str = "USD",
     rules_on: str = "",
     generated_at: datetime | None = None,
 ) -> str:
-    """A self-contained HTML report (charts with plotly.js inline) of the quarterly cost trend.
+    """A self-contained HTML report (charts with plotly.js inline, from ``templates/cost_trend.html.j2``) of the trend.
 
     ``trend`` is a collected ``quarterly_cost_trend``; ``verdicts`` its ``trend_verdicts``. The
     charts are the Cost page's: every team's line, and the sources of ``team`` (``ALL``: every
@@ -156,28 +158,29 @@ def quarterly_trend_html(
         "pct_change",
     ]
     figures = _labelled(trend.sort("team_id", "source", "quarter_start"), names)
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title>",
-            "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}"
-            "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
-            "text-align:left}td.n{text-align:right}.note{color:#555}</style>",
-            "</head><body>",
-            f"<h1>{html.escape(title)}</h1>",
-            f'<p class="note">Generated {stamp}. A feature counts in the quarter it was delivered, with every cost '
-            f"attributed to it up to that quarter's end. Amounts in {html.escape(currency)}.</p>",
-            f'<p class="note">Attribution rules on: {html.escape(rules_on)}</p>' if rules_on else "",
-            "<h2>Is cost per delivered feature declining?</h2>",
-            f'<p class="note">{html.escape(method)}</p>',
-            _html_table(_labelled(verdicts, names), verdict_columns),
-            *charts,
-            "<h2>Quarterly figures</h2>",
-            _html_table(figures, trend_columns),
-            "</body></html>",
-        ]
+    verdict_rows = _labelled(verdicts, names)
+    return _TEMPLATES.get_template("cost_trend.html.j2").render(
+        title=title,
+        generated=stamp,
+        currency=currency,
+        rules_on=rules_on,
+        method=method,
+        charts=charts,
+        verdict_columns=[c for c in verdict_columns if c in verdict_rows.columns],
+        verdict_rows=verdict_rows.select(c for c in verdict_columns if c in verdict_rows.columns).rows(),
+        trend_columns=[c for c in trend_columns if c in figures.columns],
+        figure_rows=figures.select(c for c in trend_columns if c in figures.columns).rows(),
     )
+
+
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html", "html.j2"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+"""The report templates, HTML-escaped: a team or feature name is text, never markup."""
 
 
 REPORT_TEMPLATE = "plotly_white"
@@ -212,23 +215,3 @@ def _labelled(frame: pl.DataFrame, team_names: Mapping[str, str]) -> pl.DataFram
         .otherwise(pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source"), return_dtype=pl.String))
         .alias("source"),
     )
-
-
-def _html_table(frame: pl.DataFrame, columns: list[str]) -> str:
-    shown = [c for c in columns if c in frame.columns]
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in shown)
-    body = []
-    for row in frame.select(shown).iter_rows():
-        cells = "".join(_html_cell(value) for value in row)
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _html_cell(value: object) -> str:
-    if value is None:
-        return "<td></td>"
-    if isinstance(value, float):
-        return f'<td class="n">{value:,.2f}</td>'
-    if isinstance(value, int):
-        return f'<td class="n">{value}</td>'
-    return f"<td>{html.escape(str(value))}</td>"

@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
-from core import access, measures, users
+from core import access, costs, measures, overview, users
 from core.access import (
     Viewer,
     dora_frames,
@@ -25,6 +26,7 @@ from core.access import (
     restrict_flags,
     restrict_throughput,
 )
+from core.cli import quarterly
 from core.cli.export import neutralise_formulas
 from core.costs import CostSettings
 from core.delivery import dora, throughput
@@ -51,6 +53,9 @@ class Report:
     help: str
     build: Callable[[ReportContext, argparse.Namespace], pl.DataFrame]
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    formats: tuple[str, ...] = ("table", "csv", "json")
+    document: Callable[[ReportContext, argparse.Namespace], str] | None = None
+    """Writes the whole report in ``args.format`` (a report that is a document, not one frame)."""
 
 
 REPORTS: list[Report] = []
@@ -64,7 +69,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     names = report.add_subparsers(title="reports", required=True)
     for spec in REPORTS:
         cmd = names.add_parser(spec.name, help=spec.help.replace("%", "%%"), description=spec.help)
-        cmd.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        cmd.add_argument("--format", choices=spec.formats, default=spec.formats[0])
         cmd.add_argument("--as", dest="as_user", default=None, help="run as this user (default: local admin)")
         if spec.arguments:
             spec.arguments(cmd)
@@ -95,11 +100,18 @@ def _runner(spec: Report) -> Callable[[Store, argparse.Namespace], int]:
     def run(store: Store, args: argparse.Namespace) -> int:
         context = ReportContext(store, store.snapshot().frames(), viewer_for(store, args.as_user))
         try:
-            frame = spec.build(context, args)
+            if spec.document is not None:
+                text = spec.document(context, args)
+            else:
+                text = render(spec.build(context, args), args.format)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        print(render(frame, args.format), end="" if args.format == "csv" else "\n")
+        if getattr(args, "output", None):
+            Path(args.output).write_text(text, encoding="utf-8")
+            print(f"Wrote {args.output} ({len(text.encode()):,} bytes).")
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
         return 0
 
     return run
@@ -116,7 +128,7 @@ def _register() -> None:
                 _throughput_report,
                 _throughput_arguments,
             ),
-            Report("dora", "the four DORA measures with their buckets and definitions", _dora_report, _dora_arguments),
+            Report("dora", "the five DORA measures with their buckets and definitions", _dora_report, _dora_arguments),
             Report(
                 "verdicts",
                 "every judged feature: outcome metric, predicted and measured change with its 95% interval, verdict",
@@ -127,6 +139,14 @@ def _register() -> None:
                 "every vanity flag: team or metric, severity, window, evidence, explanation, acknowledgement",
                 _flags_report,
                 _flags_arguments,
+            ),
+            Report(
+                "quarterly",
+                "the quarterly review: features delivered, verdicts, value against cost, unlinked spend",
+                lambda context, args: quarterly_answer_for(context, args.period, args.team).figures(),
+                _quarterly_arguments,
+                formats=quarterly.FORMATS,
+                document=_quarterly_document,
             ),
             Report(
                 "cost-per-feature",
@@ -345,3 +365,33 @@ def _cost_lines_report(context: ReportContext, args: argparse.Namespace) -> pl.D
         "share",
         pl.col("link").alias("explanation"),
     ).collect()
+
+
+def _quarterly_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--period", default=None, help="a quarter such as 2026Q3 (default: the last complete one)")
+    parser.add_argument("--team", default=None, help="team id (default: the whole organisation)")
+    parser.add_argument("--output", default=None, help="write the report to this file instead of printing it")
+
+
+def quarterly_answer_for(context: ReportContext, period: str | None, team: str | None) -> overview.QuarterlyAnswer:
+    """The quarterly review the quarterly page shows ``context.viewer`` for ``period`` (default: last complete)."""
+    frames = context.frames
+    team_id = _known_team(frames, team)
+    as_of = measures.as_of(frames)
+    chosen = overview.last_complete_quarter(as_of) if period is None else costs.parse_period(period)
+    if "Q" not in chosen.label:
+        raise ValueError(f"`{period}` is a year; the quarterly review takes a quarter such as {chosen.label}Q3")
+    cost_settings = settings.load(context.store, CostSettings)
+    answer = overview.quarterly_answer(
+        frames,
+        measures.judged_hypotheses(frames, as_of).lazy(),
+        measures.cost_rollup(frames, cost_settings),
+        chosen,
+        cost_settings.currency,
+        team_id,
+    )
+    return access.restrict_quarterly(context.viewer, answer)
+
+
+def _quarterly_document(context: ReportContext, args: argparse.Namespace) -> str:
+    return quarterly.quarterly_report(quarterly_answer_for(context, args.period, args.team), args.format)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from scipy import stats
 
 from core.costs.rules import DEFAULT_SETTINGS, CostSettings
 from core.model.schema import COST_SOURCES
+from core.stats import kendall_trend
 
 SOURCE_LABELS: dict[str, str] = {
     "llm": "AI agents / LLM",
@@ -251,7 +250,14 @@ TREND_METHOD = (
 )
 
 
-def trend_verdicts(trend: pl.DataFrame, alpha: float = 0.05, min_quarters: int = 4) -> pl.DataFrame:
+MIN_TREND_QUARTERS = 4
+"""Fewest quarters with delivered features a trend verdict needs."""
+
+TOO_FEW_QUARTERS = "too few quarters to call a trend"
+"""The verdict of a series shorter than ``MIN_TREND_QUARTERS``."""
+
+
+def trend_verdicts(trend: pl.DataFrame, alpha: float = 0.05, min_quarters: int = MIN_TREND_QUARTERS) -> pl.DataFrame:
     """Per team and source, whether cost per delivered feature is declining quarter over quarter.
 
     Takes the collected ``quarterly_cost_trend`` (a few rows per team and source). Columns:
@@ -263,9 +269,9 @@ def trend_verdicts(trend: pl.DataFrame, alpha: float = 0.05, min_quarters: int =
     series = trend.filter(pl.col("cost_per_delivered_feature").is_not_null()).sort("quarter_start")
     for (team, source), group in series.group_by(["team_id", "source"], maintain_order=True):
         values = group["cost_per_delivered_feature"].to_list()
-        tau, p_down, p_up = _kendall(values)
+        tau, p_down, p_up = kendall_trend(values)
         if len(values) < min_quarters:
-            verdict = f"too few quarters (need {min_quarters})"
+            verdict = TOO_FEW_QUARTERS
         elif tau is not None and tau < 0 and p_down is not None and p_down < alpha:
             verdict = "declining"
         elif tau is not None and tau > 0 and p_up is not None and p_up < alpha:
@@ -431,16 +437,3 @@ def _with_all_teams(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def _as_period(period: Period | str | None) -> Period | None:
     return parse_period(period) if isinstance(period, str) else period
-
-
-def _kendall(values: list[float]) -> tuple[float | None, float | None, float | None]:
-    """Kendall's tau of ``values`` against their order, with one-sided p-values (down, up)."""
-    if len(values) < 3 or len(set(values)) < 2:
-        return None, None, None
-    order = list(range(len(values)))
-    down = stats.kendalltau(order, values, alternative="less")
-    up = stats.kendalltau(order, values, alternative="greater")
-    tau = float(down.statistic)
-    if math.isnan(tau):
-        return None, None, None
-    return tau, float(down.pvalue), float(up.pvalue)

@@ -27,8 +27,8 @@ from datetime import date
 import polars as pl
 
 from core.outcomes.progress import current_levels
+from core.outcomes.verdicts import JUDGED
 
-JUDGED = ("confirmed", "refuted", "inconclusive")
 PRIOR_DISCOUNT = 0.5
 """Discount of a team with no judged prediction: (0 + 0.5) / (0 + 1)."""
 _INTERVAL_PENALTY = 2 / 0.05

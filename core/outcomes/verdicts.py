@@ -68,6 +68,13 @@ FALSE_DISCOVERY_RATE = 0.05
 MMC_SHARE = 0.5
 """Default minimum meaningful change: this share of the predicted change."""
 
+VERDICTS = ("confirmed", "refuted", "inconclusive", "confounded", "pending")
+"""Every verdict a delivered feature's hypothesis can get, in the order they are reported."""
+JUDGED = ("confirmed", "refuted", "inconclusive")
+"""What "judged" means on every page, CLI report and file: the judging window has ended and the change was
+measured free of other features on the same metric, so the verdict is final. Pending (window still open)
+and confounded (another feature moved the same metric) hypotheses are not judged."""
+
 ITS = "interrupted time series"
 DID = "difference-in-differences"
 JUDGED = ("confirmed", "refuted", "inconclusive")

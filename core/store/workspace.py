@@ -52,7 +52,7 @@ class Workspace:
 def workspace_from_env(env: Mapping[str, str] | None = None) -> Workspace:
     """The workspace named by the environment, its folders created if missing."""
     env = os.environ if env is None else env
-    home = Path(env.get("THROUGHLINE_HOME", "data")).expanduser().resolve()
+    home = workspace_home(env)
     for folder in (home, home / "snapshot", home / "logs"):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if home.stat().st_mode & 0o077:
@@ -62,6 +62,12 @@ def workspace_from_env(env: Mapping[str, str] | None = None) -> Workspace:
     if not url:
         url = f"sqlite:///{home / 'throughline.db'}"
     return Workspace(home=home, database_url=str(url))
+
+
+def workspace_home(env: Mapping[str, str] | None = None) -> Path:
+    """The workspace folder the environment names (``THROUGHLINE_HOME``, else ``./data``), created or not."""
+    env = os.environ if env is None else env
+    return Path(env.get("THROUGHLINE_HOME", "data")).expanduser().resolve()
 
 
 def read_secrets(path: Path) -> dict[str, object]:
