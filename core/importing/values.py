@@ -12,40 +12,16 @@ from functools import partial
 
 import polars as pl
 
+from core.model.dates import EXPORT_NAIVE, EXPORT_ZONED, ISO_NAIVE, ISO_ZONED
 from core.model.work_item_keys import WORK_ITEM_KEY_PATTERN, first_work_item_key
 
 ISO_OUT = "%Y-%m-%d %H:%M:%S%.6f"
 """How a cleaned timestamp is written: naive UTC, read back by the canonical schema."""
 
-ZONED_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f%z",
-    "%Y-%m-%dT%H:%M:%S%z",
-    "%Y-%m-%d %H:%M:%S%.f%z",
-    "%Y-%m-%d %H:%M:%S%z",
-    "%Y-%m-%dT%H:%M%z",
-    "%a %b %d %Y %H:%M:%S GMT%z",
-    "%a, %d %b %Y %H:%M:%S %z",
-)
-NAIVE_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M",
-    "%d/%b/%y %I:%M %p",
-    "%d/%b/%Y %I:%M %p",
-    "%d/%b/%y %H:%M",
-    "%d/%b/%Y %H:%M",
-    "%d/%b/%y",
-    "%d/%b/%Y",
-    "%d %b %Y %H:%M",
-    "%d %b %Y",
-    "%b %d, %Y %I:%M %p",
-    "%b %d, %Y",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d",
-)
+ZONED_FORMATS = (*ISO_ZONED, *EXPORT_ZONED)
+"""Zoned shapes, ISO first."""
+NAIVE_FORMATS = (*ISO_NAIVE, *EXPORT_NAIVE)
+"""Zone-less shapes, ISO first."""
 
 
 def text(expr: pl.Expr) -> pl.Expr:

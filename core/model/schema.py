@@ -15,6 +15,8 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from core.model.dates import ISO_DATE, ISO_NAIVE, ISO_ZONED
+
 DATETIME = pl.Datetime("us")
 """Every timestamp is stored as naive UTC with microsecond precision."""
 
@@ -504,21 +506,7 @@ def empty(entity: str) -> pl.DataFrame:
 def parse_datetime(expr: pl.Expr) -> pl.Expr:
     """Strings in the common ISO shapes (with or without zone) as naive UTC datetimes."""
     text = expr.str.strip_chars()
-    zoned = [
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M:%S%z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%z",
-    ]
-    naive = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d",
-    ]
+    zoned, naive = ISO_ZONED, (*ISO_NAIVE, ISO_DATE)
     normalised = text.str.replace(r"Z$", "+00:00")
     candidates = [
         normalised.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC").dt.replace_time_zone(None)
@@ -541,7 +529,7 @@ def _cast_columns(spec: Entity, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs)
 
 
-_COMMON_SHAPES = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
+_COMMON_SHAPES = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", ISO_DATE)
 
 
 def _uniform_datetimes(values: pl.Series) -> pl.Series | None:
