@@ -20,7 +20,8 @@ from core.importing import (
     import_history,
     undo_import,
 )
-from core.model.schema import ENTITIES
+from core.importing.metric_definitions import MetricDefinition, proposed_metric, unknown_metrics
+from core.model.schema import ENTITIES, LEVELS
 from core.sources import connect
 from ui.data import page_data
 from ui.data_import import (
@@ -29,6 +30,7 @@ from ui.data_import import (
     UploadChoice,
     counts_frame,
     currency_rates_setting,
+    define_metrics_and_import,
     mapping_frame,
     model_price_frame,
     model_prices_setting,
@@ -105,8 +107,56 @@ def render_upload() -> None:
     except ImportFailed as error:
         show_failure(error, key=f"{PAGE}.upload.failure")
         return
+    unknown = unknown_metrics(plan)
+    if unknown:
+        render_metric_definitions(unknown, uploaded.file_id, content, uploaded.name, choice)
+        return
     show_plan(plan)
     render_import_button(plan, uploaded.file_id)
+
+
+_DIRECTIONS = {"higher": "Higher is better", "lower": "Lower is better"}
+
+
+def render_metric_definitions(
+    names: list[str], file_id: str, content: bytes, filename: str, choice: UploadChoice
+) -> None:
+    """One form defining the metrics the observations name (guessed from each name), then importing the file."""
+    st.info(
+        f"{filename} names {len(names)} metric(s) this workspace does not define yet. Check what was guessed from "
+        "each name, then define them and import the file in one step (both imports can be undone).",
+        icon=":material/add_chart:",
+    )
+    key = f"{PAGE}.upload.metrics.{file_id}"
+    definitions = []
+    with st.form(key):
+        for i, name in enumerate(names):
+            proposed = proposed_metric(name)
+            st.markdown(f"**`{name}`**")
+            left, level_col, unit_col, direction_col = st.columns([3, 2, 1, 2])
+            display = left.text_input("Name", proposed.name, key=f"{key}.{i}.name")
+            level = level_col.selectbox("Level", LEVELS, LEVELS.index(proposed.level), key=f"{key}.{i}.level")
+            unit = unit_col.text_input("Unit", proposed.unit, key=f"{key}.{i}.unit", help="%, count, s, money, …")
+            direction = direction_col.selectbox(
+                "Direction",
+                list(_DIRECTIONS),
+                list(_DIRECTIONS).index(proposed.direction),
+                format_func=_DIRECTIONS.get,
+                key=f"{key}.{i}.direction",
+            )
+            definitions.append(
+                MetricDefinition(proposed.metric_id, display.strip() or name, level, unit.strip(), direction)
+            )
+        submitted = st.form_submit_button(f"Define {len(names)} metric(s) and import", type="primary")
+    if not submitted:
+        return
+    try:
+        _, record = define_metrics_and_import(store, content, filename, choice, definitions, me.username)
+    except ImportFailed as error:
+        show_failure(error, key=f"{PAGE}.upload.metrics_failure")
+        return
+    st.session_state[f"{PAGE}.upload.result"] = (file_id, record)
+    st.rerun()
 
 
 def render_import_settings() -> None:

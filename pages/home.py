@@ -7,7 +7,7 @@ from functools import partial
 import polars as pl
 import streamlit as st
 
-from core import access, overview
+from core import access, overview, setup
 from core.delivery.throughput import throughput_series
 from ui import caches
 from ui import format as fmt
@@ -158,8 +158,17 @@ if own_team and access.may_see_detail(viewer, own_team):
     table(fmt.labelled(shown, {"feature_id": "Feature id", "name": "Feature"}), key=f"{PAGE}.team_features")
 
 if viewer.role == "admin":
-    st.subheader("Workspace")
     counts = data.store.counts()
+    if not setup.is_set_up(counts):
+        st.subheader("Setup checklist")
+        st.caption("What each headline number needs, what is there, and the next step.")
+        for row in setup.setup_checklist(counts):
+            with st.container(border=True):
+                left, right = st.columns([3, 2])
+                left.markdown(f"**{row.number}** · {fmt.percent(row.coverage)} of what it needs")
+                left.caption(f"Needs {row.needs}. There: {row.present}.")
+                right.page_link(f"pages/{row.next_page}.py", label=row.next_step)
+    st.subheader("Workspace")
     table(
         pl.DataFrame({"Entity": [fmt.human_label(e) for e in counts], "Rows": list(counts.values())}),
         key=f"{PAGE}.counts",

@@ -31,10 +31,11 @@ def _may_edit(team_id: str | None) -> bool:
 
 
 features = access.restrict(me, data["features"], level="outcome").collect()
-editable_teams = [t for t in features["team_id"].drop_nulls().unique().sort() if _may_edit(t)]
-editable = features.filter(pl.col("team_id").is_in(editable_teams)).sort(
-    pl.col("status").replace_strict(STATUS_ORDER, default=9), "feature_id"
-)
+editable_teams = [t for t in features["team_id"].unique().sort(nulls_last=True) if _may_edit(t)]
+editable = features.filter(
+    pl.col("team_id").is_in([t for t in editable_teams if t is not None])
+    | (pl.col("team_id").is_null() & pl.lit(None in editable_teams))
+).sort(pl.col("status").replace_strict(STATUS_ORDER, default=9), "feature_id")
 outcome_metrics = (
     access.restrict_metrics(me, data["metrics"])
     .filter(pl.col("level") == "outcome")
@@ -53,7 +54,8 @@ if editable.height == 0:
     st.info("You may not edit the hypotheses of any team's features.")
     st.stop()
 
-scope = "every team" if len(editable_teams) > 1 else f"team {editable_teams[0]}"
+scope = "every team" if len(editable_teams) > 1 else f"team {editable_teams[0] or '(none)'}"
+retrospective = (pl.col("status") == "delivered") & (pl.col("created_at") > pl.col("delivered_at"))
 table(
     editable.join(hypotheses, on="feature_id", how="left").select(
         pl.col("feature_id").alias("Feature"),
@@ -68,17 +70,19 @@ table(
         pl.col("lag_days").alias("Lag (days)"),
         pl.col("window_days").alias("Window (days)"),
         pl.col("created_at").alias("Prediction made"),
+        pl.when(retrospective).then(pl.lit("retrospective")).otherwise(pl.lit("")).alias("Made"),
         (pl.col("status") == "delivered").alias("Locked"),
     ),
     key=f"{PAGE}.table",
     caption=f"Features of {scope} you may edit; planned and in-progress first. 'Prediction made' is when the "
-    "predicted change was last set; a delivered feature's prediction is locked.",
+    "predicted change was last set; a delivered feature's prediction is locked. 'retrospective': recorded after "
+    "delivery, judged but left out of calibration and the backlog discount.",
     **{"Prediction made": st.column_config.DatetimeColumn(format="D MMM YYYY HH:mm")},
 )
 
 st.subheader("A feature's hypothesis")
 labels = {
-    f: f"{f} · {n} · {t} · {s.replace('_', ' ')}"
+    f: f"{f} · {n} · {t or 'no team'} · {s.replace('_', ' ')}"
     for f, n, t, s in editable.select("feature_id", "name", "team_id", "status").iter_rows()
 }
 feature_id = st.selectbox("Feature", list(labels), format_func=labels.get, key=f"{PAGE}.feature")
@@ -87,14 +91,22 @@ stored_rows = hypotheses.filter(pl.col("feature_id") == feature_id)
 stored = stored_rows.row(0, named=True) if stored_rows.height else None
 delivered_at: datetime | None = feature["delivered_at"] if feature["status"] == "delivered" else None
 
+is_retrospective = bool(stored and delivered_at and stored["created_at"] > delivered_at)
 if stored is None:
     st.caption("No hypothesis yet.")
 else:
     st.caption(
-        f"Current prediction made on {stored['created_at']:%-d %b %Y %H:%M} UTC."
+        ("Current prediction (retrospective) made" if is_retrospective else "Current prediction made")
+        + f" on {stored['created_at']:%-d %b %Y %H:%M} UTC."
         + (f" Locked since delivery on {delivered_at:%-d %b %Y}." if delivered_at else "")
     )
-if delivered_at is not None:
+if delivered_at is not None and stored is None:
+    st.info(
+        f"{feature_id} was delivered on {delivered_at:%-d %b %Y} without a prediction. A hypothesis recorded now is "
+        "saved as retrospective (made now): it is judged on the Impact page and labelled retrospective, and left "
+        "out of calibration and the backlog discount."
+    )
+elif delivered_at is not None:
     st.warning(
         f"{feature_id} was delivered on {delivered_at:%-d %b %Y}: its prediction is locked. An edit saved here is "
         "kept in the history below, and the prediction made before delivery stays the one judged."
@@ -147,7 +159,11 @@ with st.form(f"{PAGE}.form.{feature_id}"):
     rationale = st.text_area(
         "Rationale", value=current.get("rationale") or "", max_chars=2000, key=f"{PAGE}.{feature_id}.rationale"
     )
-    submitted = st.form_submit_button("Record edit in history" if delivered_at else "Save hypothesis")
+    submitted = st.form_submit_button(
+        "Save hypothesis"
+        if delivered_at is None
+        else ("Record retrospective hypothesis" if stored is None else "Record edit in history")
+    )
 
 if submitted:
     proposed = {

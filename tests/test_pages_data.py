@@ -384,3 +384,36 @@ def test_a_delivery_lead_can_refresh_a_connection_but_not_add_or_map_one(
     assert not at.exception, at.exception
     assert any("1 rows added" in s.value or "1 row added" in s.value for s in at.success), [s.value for s in at.success]
     assert store.read("incidents").filter(pl.col("incident_id") == "LEAD-1").height == 1
+
+
+def test_observations_naming_unknown_metrics_open_one_form_that_defines_them_and_imports(
+    data_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(data_workspace)
+    at = _data_page(data_workspace, "admin", monkeypatch)
+    observations = (
+        b"date,metric,value\n"
+        b"2026-02-02,checkout_conversion_rate,31%\n"
+        b"2026-03-02,checkout_conversion_rate,34%\n"
+        b"2026-03-02,Support wait time,42\n"
+    )
+    _upload(at, "observations.csv", observations)
+    assert "names 2 metric(s) this workspace does not define yet" in at.info[0].value
+    assert "does not match any" not in rendered_text(at)
+    assert "data.upload.import" not in [b.key for b in at.button]
+    assert _per_file(at.text_input, "data.upload.metrics.", ".0.name").value == "Checkout conversion rate"
+    assert _per_file(at.selectbox, "data.upload.metrics.", ".0.level").value == "outcome"
+    assert _per_file(at.text_input, "data.upload.metrics.", ".0.unit").value == "%"
+    assert _per_file(at.selectbox, "data.upload.metrics.", ".0.direction").value == "higher"
+    assert _per_file(at.selectbox, "data.upload.metrics.", ".1.direction").value == "lower"
+    _per_file(at.text_input, "data.upload.metrics.", ".1.unit").input("min")
+    _per_file(at.button, "FormSubmitter:data.upload.metrics.").click().run()
+    assert not at.exception, at.exception
+    assert any("observations.csv done: 3 rows added" in s.value for s in at.success)
+    metrics = store.read("metrics").filter(pl.col("metric_id").is_in(["checkout_conversion_rate", "support_wait_time"]))
+    assert sorted(metrics.select("metric_id", "name", "unit", "direction").rows()) == [
+        ("checkout_conversion_rate", "Checkout conversion rate", "%", "higher"),
+        ("support_wait_time", "Support wait time", "min", "lower"),
+    ]
+    observed = store.read("metric_observations").filter(pl.col("metric_id") == "support_wait_time")
+    assert observed["value"].to_list() == [42.0]

@@ -33,6 +33,7 @@ from core.importing import (
     recognise,
     run_import,
 )
+from core.importing.metric_definitions import MetricDefinition, define_metrics
 from core.importing.options import DEFAULT_MODEL_PRICES
 from core.importing.reading import check_size
 from core.model.schema import Problem
@@ -108,6 +109,19 @@ def import_upload(
     """Plan and store an uploaded file in one atomic write: the Data page's upload flow without the widgets."""
     plan = plan_upload(store, data, filename, choice or UploadChoice())
     return run_import(store, plan, actor, progress, skip_invalid=skip_invalid)
+
+
+def define_metrics_and_import(
+    store: Store,
+    data: bytes,
+    filename: str,
+    choice: UploadChoice,
+    definitions: Sequence[MetricDefinition],
+    actor: str,
+) -> tuple[ImportRecord, ImportRecord]:
+    """Define the metrics an observations upload names, then import it: the metrics' import and the file's."""
+    metrics = define_metrics(store, definitions, actor)
+    return metrics, run_planned(store, plan_upload(store, data, filename, choice), actor, skip_invalid=False)
 
 
 def proposed_mapping(store: Store, data: bytes, filename: str, entity: str, sheet: str | None) -> GenericMapping:

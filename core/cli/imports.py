@@ -19,6 +19,7 @@ from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS
 from core.importing.formats.gitlog import COMMAND as GITLOG_COMMAND
 from core.importing.history import import_history, run_import, undo_import
+from core.importing.metric_definitions import metrics_csv, proposed_metric, unknown_metrics
 from core.importing.options import GenericMapping, options_from_settings
 from core.importing.plan import GENERIC, plan_import, recognise
 from core.model.schema import ENTITIES
@@ -116,6 +117,9 @@ def _import(store: Store, args: argparse.Namespace) -> int:
     print(f"{recognition.filename}: {plan.format} ({recognition.rows} rows)")
     for note in plan.notes:
         print(f"note: {note}")
+    unknown = unknown_metrics(plan)
+    if unknown and not args.skip_invalid:
+        raise ImportFailed(undefined_metrics_message(args.file, unknown))
     if args.dry_run:
         for entity in plan.entities:
             print(f"{entity}: {plan.rows(entity)} rows, {plan.rejected.get(entity, 0)} with problems")
@@ -125,6 +129,20 @@ def _import(store: Store, args: argparse.Namespace) -> int:
     record = run_import(store, plan, args.actor, _progress, skip_invalid=args.skip_invalid)
     _print_record(record.import_id, record.counts)
     return 0
+
+
+def undefined_metrics_message(filename: str, names: list[str]) -> str:
+    """What to run when an observations file names metrics the workspace lacks: a ready metrics CSV and its import."""
+    listed = ", ".join(f"`{name}`" for name in names)
+    csv_text = metrics_csv([proposed_metric(name) for name in names])
+    return (
+        f"{filename} names {len(names)} metric(s) the workspace does not define: {listed}. Nothing was written.\n"
+        "Define them (the level, unit and direction are guessed from each name; edit them if wrong), "
+        "then import this file again:\n\n"
+        f"cat > metrics.csv <<'EOF'\n{csv_text}EOF\n"
+        "python -m core import metrics.csv --entity metrics\n"
+        f"python -m core import {filename}"
+    )
 
 
 def _history(store: Store, args: argparse.Namespace) -> int:
