@@ -118,7 +118,6 @@ def partial_workspace(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     return build_workspace(tmp_path_factory.mktemp("partial"), request.param)
 
 
-@pytest.mark.xfail(reason="known crashes not yet fixed: Throughput and DORA on partial workspaces", strict=False)
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_renders_on_a_partial_workspace(
     partial_workspace: dict[str, object], role: str, monkeypatch: pytest.MonkeyPatch

@@ -153,10 +153,17 @@ def _similar_feature_costs(home: str, version: int, fingerprint: str) -> pl.Data
 
 
 def throughput_span(data: PageData) -> tuple[date, date]:
-    """The first day with throughput activity and the date the data runs up to."""
+    """The first day with throughput activity and the last day of data (never before the first).
+
+    The data's last day (``as_of``) comes from observations, PRs and cost events; a workspace with only
+    features delivered after them still shows its delivery days.
+    """
     daily = daily_throughput(data)
     latest = as_of(data)
-    return (daily["day"].min() if daily.height else latest), latest  # type: ignore[return-value]
+    if not daily.height:
+        return latest, latest
+    first, last = daily["day"].min(), max(latest, daily["day"].max())  # type: ignore[type-var]
+    return min(first, last), last  # type: ignore[return-value,type-var]
 
 
 def throughput_series(
