@@ -644,7 +644,7 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, mask: np.ndarray, gap: np.ndarray) 
     left. Degrees of freedom are the HAC estimate's equivalent ones, 3n / (2(L + 1)) for the
     Bartlett kernel, at most n − k. The effect's variance is ``variance * correction``.
     """
-    present = np.abs(x).sum(axis=1) > 0
+    present = (x != 0).any(axis=1)
     first, _ = _ols(x, y, present)
     resid = np.where(mask, y - (x @ first[..., None])[..., 0], 0.0)
     n = mask.sum(axis=1)
@@ -700,7 +700,7 @@ def _ols_hac(
     correction of that variance, and (X'X)⁻¹.
     """
     n = mask.sum(axis=1)
-    present = np.abs(x).sum(axis=1) > 0
+    present = (x != 0).any(axis=1)
     k = present.sum(axis=1)
     beta, bread = _ols(x, y, present)
     resid = np.where(mask, y - (x @ beta[..., None])[..., 0], 0.0)
@@ -747,9 +747,10 @@ def _white_noise_correction(
     Returned relative to n/(n−k), so multiplying the variance above by it gives the corrected one.
     """
     projected = x @ bread
-    shrink = (influence * influence * (projected * x).sum(axis=2)).sum(axis=1)
+    # Row-by-row dot products as einsum: no (series, days, columns) temporary per lag.
+    shrink = (influence * influence * np.einsum("fdk,fdk->fd", projected, x)).sum(axis=1)
     for lag in range(1, kernel.shape[0]):
-        hat = (projected[:, lag:] * x[:, :-lag]).sum(axis=2)
+        hat = np.einsum("fdk,fdk->fd", projected[:, lag:], x[:, :-lag])
         shrink += 2.0 * kernel[lags, lag] * (influence[:, lag:] * influence[:, :-lag] * hat).sum(axis=1)
     variance = bread[:, _EFFECT, _EFFECT]
     return variance / np.maximum(variance - shrink, 1e-12 * variance) * dof / n
