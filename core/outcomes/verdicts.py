@@ -280,7 +280,7 @@ def observation_windows(
     ``treated`` the segment 'all' alone, ``t`` the day relative to the effect start; lag days
     and days after ``as_of`` are left out. Rows are ordered by feature and date.
     """
-    plan = schedule if include_pending else schedule.filter(~pl.col("pending"))
+    plan = (schedule if include_pending else schedule.filter(~pl.col("pending"))).sort("feature_id")
     observed = metric_observations.select("metric_id", "date", "segment", "value")
     overall = observed.filter(pl.col("segment") == "all").select("metric_id", "date", pl.col("value").alias("treated"))
     control = observed.select(
@@ -303,8 +303,9 @@ def observation_windows(
     t = (pl.col("date") - pl.col("effect_start")).dt.total_days()
     after = pl.col("date") >= pl.col("effect_start")
     series = (
-        days.join(overall, on=["metric_id", "date"], how="inner")
-        .join(control, on=["metric_id", "date", "control_segment"], how="left")
+        # Joins keep the exploded order (feature, then date): sorting a few features is cheaper than every day.
+        days.join(overall, on=["metric_id", "date"], how="inner", maintain_order="left")
+        .join(control, on=["metric_id", "date", "control_segment"], how="left", maintain_order="left")
         .filter(~is_did | pl.col("control").is_not_null())
         .with_columns(
             t.alias("t"),
@@ -325,7 +326,7 @@ def observation_windows(
         (trend_on * pl.col("t") / _TREND_SCALE).alias("trend"),
         pl.col("after_flag").cast(pl.Float64).alias("after"),
         *[(weekday == day).cast(pl.Float64).alias(DESIGN[c]) for day, c in zip(range(2, 8), _WEEKDAYS, strict=True)],
-    ).sort("feature_id", "date")
+    )
 
 
 def fitted_series(
