@@ -671,7 +671,10 @@ def _quasi_difference(values: np.ndarray, rho: np.ndarray, mask: np.ndarray, gap
     carried = rho[:, None] ** np.maximum(gap, 1)
     scale = np.sqrt((1.0 - rho[:, None] ** 2) / np.maximum(1.0 - carried**2, 1e-12)) * mask
     out = np.empty_like(values)
-    out[:, 1:] = (values[:, 1:] - carried[:, 1:, None] * values[:, :-1]) * scale[:, 1:, None]
+    rest = out[:, 1:]
+    np.multiply(carried[:, 1:, None], values[:, :-1], out=rest)
+    np.subtract(values[:, 1:], rest, out=rest)
+    rest *= scale[:, 1:, None]
     out[:, 0] = values[:, 0] * (np.sqrt(1.0 - rho**2) * mask[:, 0])[:, None]
     return out
 
