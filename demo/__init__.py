@@ -933,15 +933,16 @@ class _FeaturePlan:
     effect: np.ndarray
 
 
-_SEPARATION_DAYS = 124
-"""Days between deliveries aimed at one metric, so no judging span (120-day pre-period) overlaps."""
 _FIRST_SCHEDULED_DAY = 30
 _PENDING_DAYS = (4, 26)
+"""Days before the end within which each team shipped its latest feature."""
+_BURST_SHARE = 0.25
+"""Share of a team's deliveries that ship within days of the previous one (a release carrying several)."""
 _STATUSES = np.array(["delivered", "in_progress", "planned", "cancelled"])
 
 
 def _plan_features(rng: np.random.Generator, scale: float, planted: bool) -> _FeaturePlan:
-    """Features with statuses, delivery dates spaced per metric, hypotheses and true effects."""
+    """Features with statuses, delivery dates from each team's roadmap, hypotheses and true effects."""
     n = int(np.clip(round(150 * scale), 12, 20_000))
     caps_by_team = [[i for i, c in enumerate(_CAPABILITIES) if c.team_id == t] for t in _TEAM_IDS]
     team = rng.choice(len(_TEAMS), size=n, p=np.array([1.1, 1.0, 0.8, 0.9, 0.9, 1.0]) / 5.7)
@@ -956,29 +957,10 @@ def _plan_features(rng: np.random.Generator, scale: float, planted: bool) -> _Fe
     lag = rng.choice(np.array([0, 2, 3, 7, 7, 14]), size=n)
     window = rng.choice(np.array([28, 28, 35, 42, 60, 90]), size=n)
     delivered = np.full(n, np.nan)
-
-    candidates = np.flatnonzero((status == "delivered") & has_hypothesis)
-    by_metric = {m.metric_id: [int(i) for i in candidates if metric[i] == m.metric_id] for m in _OUTCOMES}
-    order = [_OUTCOMES[i].metric_id for i in rng.permutation(len(_OUTCOMES))]
-    used = [m for m in order if by_metric[m]]
-    pending_metrics = set(used[: max(1, min(4, round(4 * scale)))])
-    pair_metrics = set([m for m in used[::-1] if len(by_metric[m]) >= 4][: 2 if scale >= 0.5 else 1])
-    for metric_id in used:
-        members = by_metric[metric_id]
-        limit = float(HISTORY_DAYS)
-        if metric_id in pending_metrics:
-            last = members.pop()
-            delivered[last] = HISTORY_DAYS - rng.integers(*_PENDING_DAYS)
-            lag[last] = min(lag[last], 3)
-            limit = delivered[last] - 1
-        excess = _schedule(rng, members, lag, window, delivered, limit, metric_id in pair_metrics)
-        if excess and scale > 2:
-            delivered[excess] = np.floor(rng.uniform(_FIRST_SCHEDULED_DAY, HISTORY_DAYS - 2, len(excess)))
-        else:
-            has_hypothesis[excess] = False
-    loose = (status == "delivered") & np.isnan(delivered)
-    delivered = np.where(loose, np.floor(rng.uniform(5, HISTORY_DAYS - 2, n)), delivered) + _working_time(rng, n)
-    delivered = np.where(status == "delivered", delivered, np.nan)
+    for t in range(len(_TEAMS)):
+        shipped = np.flatnonzero((status == "delivered") & (team == t))
+        delivered[shipped] = _roadmap(rng, len(shipped))
+    delivered = delivered + _working_time(rng, n)
 
     duration = np.clip(rng.lognormal(np.log(50), 0.5, n), 14, 200)
     started = delivered - duration
@@ -1015,10 +997,10 @@ _GAP_DAYS = 14
 def _cover_gaps(rng: np.random.Generator, plan: _FeaturePlan) -> _FeaturePlan:
     """``plan`` plus features without hypotheses wherever a team had no feature open for over ``_GAP_DAYS``.
 
-    A steady team always has planned work on. Scheduling hypotheses one judging span apart per metric
-    leaves months between a small organisation's features, in which every work item and PR would
-    belong to no feature; fillers of about 50 days run back to back across each such gap, delivered
-    at their end (still in progress when the history ends there).
+    A steady team always has planned work on. A small organisation's roadmap leaves weeks or months
+    between a team's features, in which every work item and PR would belong to no feature; fillers
+    of about 50 days run back to back across each such gap, delivered at their end (still in
+    progress when the history ends there).
     """
     ended = np.where(np.isnan(plan.ended), HISTORY_DAYS, plan.ended)
     team, start, end = [], [], []
@@ -1073,38 +1055,20 @@ def _cover_gaps(rng: np.random.Generator, plan: _FeaturePlan) -> _FeaturePlan:
     )
 
 
-def _schedule(
-    rng: np.random.Generator,
-    members: list[int],
-    lag: np.ndarray,
-    window: np.ndarray,
-    delivered: np.ndarray,
-    limit: float,
-    with_pair: bool,
-) -> list[int]:
-    """Spread deliveries aimed at one metric so each judging span is clean (one pair overlaps on purpose).
+def _roadmap(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Whole delivery days of one team's ``count`` shipped features, in random order, as a roadmap puts them.
 
-    Sets ``delivered`` (whole days) for the members that fit before ``limit`` and returns the rest.
+    The team ships every few weeks at an uneven pace (lognormal gaps), sometimes several features
+    in one release (a ``_BURST_SHARE`` of gaps last under a week), paying no attention to which
+    metric each feature aims at; its latest delivery falls within ``_PENDING_DAYS`` of the end.
     """
-    units: list[tuple[int, ...]] = [(i,) for i in members]
-    if with_pair:
-        units = [(members[0], members[1]), *units[2:]]
-    spans, offsets = [], []
-    for unit in units:
-        offset = [0.0] + [float(rng.integers(7, 18))] * (len(unit) - 1)
-        reach = [o + max(_SEPARATION_DAYS, lag[i] + window[i] + 3) for o, i in zip(offset, unit, strict=True)]
-        spans.append(max(reach))
-        offsets.append(offset)
-    room = limit - _FIRST_SCHEDULED_DAY
-    fitting = int(np.searchsorted(np.cumsum(spans), room, side="right"))
-    gaps = (room - sum(spans[:fitting])) * rng.dirichlet(np.ones(fitting + 1))[:fitting]
-    cursor = float(_FIRST_SCHEDULED_DAY)
-    for unit, offset, span, gap in zip(units[:fitting], offsets[:fitting], spans[:fitting], gaps, strict=True):
-        cursor += gap
-        for o, i in zip(offset, unit, strict=True):
-            delivered[i] = np.floor(cursor + o)
-        cursor += span
-    return [i for unit in units[fitting:] for i in unit]
+    if count == 0:
+        return np.empty(0)
+    gaps = np.where(rng.random(count) < _BURST_SHARE, rng.uniform(0.0, 0.1, count), rng.lognormal(0.0, 0.6, count))
+    cumulative = np.cumsum(gaps)
+    last = HISTORY_DAYS - float(rng.integers(*_PENDING_DAYS))
+    days = _FIRST_SCHEDULED_DAY + (last - _FIRST_SCHEDULED_DAY) * cumulative / cumulative[-1]
+    return np.floor(days)[rng.permutation(count)]
 
 
 def _true_effects(

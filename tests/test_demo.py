@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from core.model.schema import COST_SOURCES, DATETIME, ENTITIES, validate
+from core.outcomes.verdicts import JUDGED, judge_hypotheses
 from demo import DEMO_END, Demo, generate_demo
 
 HORIZON = datetime(2026, 11, 15)
@@ -161,7 +162,8 @@ def test_an_entity_scale_changes_only_the_counts_it_names(small: Demo, override:
         ratio = scaled.frames[name].height / small.frames[name].height
         low, high = (1.8, 2.1) if name in doubled else (0.95, 1.05)
         assert low <= ratio <= high, (name, ratio)
-    assert scaled.frames["pull_requests"].height == 2_000
+    # 20,000 × 0.1 expected; each of the six teams rounds its own total by less than one.
+    assert abs(scaled.frames["pull_requests"].height - 2_000) < 6
     for name in ENTITIES:
         assert validate(name, scaled.frames[name], known=scaled.frames) == [], name
 
@@ -321,7 +323,8 @@ def test_planted_effects_cover_every_feature_and_only_delivered_hypotheses_move_
     assert (effects["true_effect"] == 0).sum() >= 50
     with_prediction = effects.join(demo.frames["hypotheses"], on="feature_id")
     wrong_way = with_prediction.filter(pl.col("true_effect") * pl.col("predicted_change") < 0)
-    assert 1 <= wrong_way.height <= 10
+    # A tenth of the planted effects go the wrong way: 0.10 / 0.75 of those that move their metric.
+    assert 1 <= wrong_way.height <= 0.25 * with_prediction.filter(pl.col("true_effect") != 0).height
 
 
 def test_each_planted_step_shows_in_the_observations(demo: Demo) -> None:
@@ -353,14 +356,20 @@ def test_each_planted_step_shows_in_the_observations(demo: Demo) -> None:
     assert pl.DataFrame({"planted": planted, "observed": observed}).select(pl.corr("planted", "observed")).item() > 0.9
 
 
-def test_some_verdicts_are_pending_and_some_pairs_confound_each_other(demo: Demo, small: Demo) -> None:
+def test_launches_crowd_each_metric_as_a_roadmap_does_and_most_verdicts_are_still_judged(
+    demo: Demo, small: Demo
+) -> None:
     for org in (demo, small):
         delivered = org.frames["features"].join(org.frames["hypotheses"], on="feature_id")
         recent = delivered.filter(pl.col("delivered_at") >= HORIZON - timedelta(days=30))
         assert recent.height >= 1
+    shipped = demo.frames["features"].filter(pl.col("status") == "delivered")
+    # Nine in ten delivered features carry a hypothesis (none is dropped to keep launches apart).
+    assert shipped["feature_id"].is_in(demo.frames["hypotheses"]["feature_id"].implode()).mean() >= 0.8
     delivered = (
         demo.frames["features"]
         .join(demo.frames["hypotheses"], on="feature_id")
+        .filter(pl.col("delivered_at").is_not_null())
         .select("feature_id", "metric_id", pl.col("delivered_at").dt.date().alias("day"))
     )
     pairs = delivered.join(delivered, on="metric_id", suffix="_other").filter(
@@ -369,8 +378,21 @@ def test_some_verdicts_are_pending_and_some_pairs_confound_each_other(demo: Demo
     )
     close = pairs.filter((pl.col("day_other") - pl.col("day")).dt.total_days().abs() <= 20)
     assert close.height >= 2
+    # Teams ship every few weeks without looking at each other's metrics: most hypotheses share their
+    # 120-day pre-period with another launch on the same metric.
     crowded = set(pairs["feature_id"]) | set(pairs["feature_id_other"])
-    assert len(crowded) <= 0.4 * delivered.height
+    assert len(crowded) >= 0.5 * delivered.height
+    f = demo.frames
+    verdicts = judge_hypotheses(
+        f["features"].lazy(), f["hypotheses"].lazy(), f["metrics"].lazy(), f["metric_observations"].lazy(), DEMO_END
+    )
+    counts = dict(verdicts.group_by("verdict").len().iter_rows())
+    judged = sum(counts.get(v, 0) for v in JUDGED)
+    assert judged >= 0.6 * verdicts.height, counts
+    assert 1 <= counts.get("confounded", 0) <= 0.25 * verdicts.height, counts
+    assert counts.get("pending", 0) >= 1, counts
+    jointly = verdicts.filter(pl.col("verdict").is_in(JUDGED) & (pl.col("estimated_with").list.len() > 0))
+    assert jointly.height >= 0.25 * judged, counts
 
 
 def test_observations_trend_with_weekly_seasonality_and_a_control_segment(demo: Demo) -> None:

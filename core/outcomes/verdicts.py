@@ -280,7 +280,7 @@ def observation_windows(
     ``treated`` the segment 'all' alone, ``t`` the day relative to the effect start; lag days
     and days after ``as_of`` are left out. Rows are ordered by feature and date.
     """
-    plan = schedule if include_pending else schedule.filter(~pl.col("pending"))
+    plan = (schedule if include_pending else schedule.filter(~pl.col("pending"))).sort("feature_id")
     observed = metric_observations.select("metric_id", "date", "segment", "value")
     overall = observed.filter(pl.col("segment") == "all").select("metric_id", "date", pl.col("value").alias("treated"))
     control = observed.select(
@@ -303,8 +303,9 @@ def observation_windows(
     t = (pl.col("date") - pl.col("effect_start")).dt.total_days()
     after = pl.col("date") >= pl.col("effect_start")
     series = (
-        days.join(overall, on=["metric_id", "date"], how="inner")
-        .join(control, on=["metric_id", "date", "control_segment"], how="left")
+        # Joins keep the exploded order (feature, then date): sorting a few features is cheaper than every day.
+        days.join(overall, on=["metric_id", "date"], how="inner", maintain_order="left")
+        .join(control, on=["metric_id", "date", "control_segment"], how="left", maintain_order="left")
         .filter(~is_did | pl.col("control").is_not_null())
         .with_columns(
             t.alias("t"),
@@ -325,7 +326,7 @@ def observation_windows(
         (trend_on * pl.col("t") / _TREND_SCALE).alias("trend"),
         pl.col("after_flag").cast(pl.Float64).alias("after"),
         *[(weekday == day).cast(pl.Float64).alias(DESIGN[c]) for day, c in zip(range(2, 8), _WEEKDAYS, strict=True)],
-    ).sort("feature_id", "date")
+    )
 
 
 def fitted_series(
@@ -508,7 +509,7 @@ def _fit_windows(windows: pl.DataFrame, nearby: pl.DataFrame) -> pl.DataFrame:
         width = int(k_counts[begin:stop].max(initial=0))
         x, y, mask, gap, _, inseparable, twin = designs.batch(begin, stop, width)
         fitted = _fit_batch(x, y, mask, gap)
-        variance = fitted.cov[:, _EFFECT, _EFFECT] * fitted.correction
+        variance = fitted.variance * fitted.correction
         se = np.sqrt(np.maximum(variance, 0.0))
         effect[begin:stop] = fitted.beta[:, _EFFECT]
         std_error[begin:stop] = se
@@ -623,10 +624,10 @@ def _fit_frame(
 
 
 class _Fit(NamedTuple):
-    """One batch's fit: coefficients, HAC covariance, white-noise correction, degrees of freedom, ρ, bread."""
+    """One batch's fit: coefficients, the effect's HAC variance and its white-noise correction, dof, ρ, bread."""
 
     beta: np.ndarray
-    cov: np.ndarray
+    variance: np.ndarray
     correction: np.ndarray
     dof: np.ndarray
     rho: np.ndarray
@@ -642,12 +643,13 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, mask: np.ndarray, gap: np.ndarray) 
     for a mean, plus 1/n per regressor), and the series is quasi-differenced with it (Prais–Winsten,
     ρ^g across a gap of g days), so the HAC estimator only has to mop up what autocorrelation is
     left. Degrees of freedom are the HAC estimate's equivalent ones, 3n / (2(L + 1)) for the
-    Bartlett kernel, at most n − k. The effect's variance is ``cov[:, after, after] * correction``.
+    Bartlett kernel, at most n − k. The effect's variance is ``variance * correction``.
     """
-    first = _ols_hac(x, y, mask)
-    resid = np.where(mask, y - (x @ first[0][..., None])[..., 0], 0.0)
+    present = (x != 0).any(axis=1)
+    first, _ = _ols(x, y, present)
+    resid = np.where(mask, y - (x @ first[..., None])[..., 0], 0.0)
     n = mask.sum(axis=1)
-    k = (np.abs(x).sum(axis=1) > 0).sum(axis=1)
+    k = present.sum(axis=1)
     pairs = (gap[:, 1:] == 1) & mask[:, 1:]
     lagged = (resid[:, 1:] * resid[:, :-1] * pairs).sum(axis=1)
     spread = ((resid[:, 1:] ** 2 + resid[:, :-1] ** 2) / 2.0 * pairs).sum(axis=1)
@@ -655,64 +657,90 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, mask: np.ndarray, gap: np.ndarray) 
     rho = np.clip(rho + (1.0 + 3.0 * rho + k) / n, -0.95, 0.95)
     x_white = _quasi_difference(x, rho, mask, gap)
     y_white = _quasi_difference(y[..., None], rho, mask, gap)[..., 0]
-    beta, cov, dof, correction, bread = _ols_hac(x_white, y_white, mask)
+    beta, variance, dof, correction, bread = _ols_hac(x_white, y_white, mask)
     dof = np.maximum(np.minimum(dof, np.floor(3.0 * n / (2.0 * (_lags(n) + 1)))), 1)
-    return _Fit(beta, cov, correction, dof, rho, bread)
+    return _Fit(beta, variance, correction, dof, rho, bread)
 
 
 def _quasi_difference(values: np.ndarray, rho: np.ndarray, mask: np.ndarray, gap: np.ndarray) -> np.ndarray:
     """Prais–Winsten transform of (series, days, columns) respecting gaps of g days between rows.
 
     Row t becomes (v_t − ρ^g·v_{t−1})·√((1 − ρ²)/(1 − ρ^2g)), so every row's AR(1) innovation has the
-    same variance; the first row is scaled by √(1 − ρ²).
+    same variance; the first row is scaled by √(1 − ρ²). Padding rows stay zero.
     """
     carried = rho[:, None] ** np.maximum(gap, 1)
-    scale = np.sqrt((1.0 - rho[:, None] ** 2) / np.maximum(1.0 - carried**2, 1e-12))
-    out = values.copy()
-    out[:, 1:] = (values[:, 1:] - carried[:, 1:, None] * values[:, :-1]) * scale[:, 1:, None]
-    out[:, 0] *= np.sqrt(1.0 - rho**2)[:, None]
-    return np.where(mask[..., None], out, 0.0)
+    scale = np.sqrt((1.0 - rho[:, None] ** 2) / np.maximum(1.0 - carried**2, 1e-12)) * mask
+    out = np.empty_like(values)
+    rest = out[:, 1:]
+    np.multiply(carried[:, 1:, None], values[:, :-1], out=rest)
+    np.subtract(values[:, 1:], rest, out=rest)
+    rest *= scale[:, 1:, None]
+    out[:, 0] = values[:, 0] * (np.sqrt(1.0 - rho**2) * mask[:, 0])[:, None]
+    return out
 
 
-def _ols_hac(
-    x: np.ndarray, y: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """OLS with Newey–West covariance for a batch of zero-padded series.
-
-    Matches statsmodels' ``OLS(y, x).fit(cov_type="HAC", cov_kwds={"maxlags": L,
-    "use_correction": True})`` series by series. A column that is zero throughout a series is
-    left out of that series' model (its coefficient is 0). The lag count per series follows
-    Newey and West (1994): floor(4·(n/100)^(2/9)), with Bartlett weights. Returns coefficients,
-    covariances (with the n/(n−k) small-sample correction), residual degrees of freedom, the
-    white-noise correction of the effect's variance, and (X'X)⁻¹.
-    """
-    n = mask.sum(axis=1)
-    present = np.abs(x).sum(axis=1) > 0
-    k = present.sum(axis=1)
+def _ols(x: np.ndarray, y: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coefficients and (X'X)⁻¹ per series; a column absent from a series gets coefficient 0."""
     xt = x.transpose(0, 2, 1)
     xtx = xt @ x
     diagonal = np.arange(x.shape[2])
     xtx[:, diagonal, diagonal] += ~present
     bread = np.linalg.inv(xtx)
-    beta = (bread @ (xt @ y[..., None]))[..., 0]
+    return (bread @ (xt @ y[..., None]))[..., 0], bread
+
+
+def _ols_hac(
+    x: np.ndarray, y: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """OLS with the effect's Newey–West variance for a batch of zero-padded series.
+
+    Matches the effect's entry of statsmodels' ``OLS(y, x).fit(cov_type="HAC", cov_kwds={"maxlags":
+    L, "use_correction": True}).cov_params()`` series by series. A column that is zero throughout a
+    series is left out of that series' model (its coefficient is 0). The lag count per series follows
+    Newey and West (1994): floor(4·(n/100)^(2/9)), with Bartlett weights. Only the effect's variance
+    is needed, so the sandwich b'·Ω·b collapses onto one series per feature, z_t = (x_t·b)·e_t with b
+    the effect's row of (X'X)⁻¹: Σ_|l|≤L w_l·Σ_t z_t·z_{t−l}. Returns coefficients, the effect's
+    variance (with the n/(n−k) small-sample correction), residual degrees of freedom, the white-noise
+    correction of that variance, and (X'X)⁻¹.
+    """
+    n = mask.sum(axis=1)
+    present = (x != 0).any(axis=1)
+    k = present.sum(axis=1)
+    beta, bread = _ols(x, y, present)
     resid = np.where(mask, y - (x @ beta[..., None])[..., 0], 0.0)
-    scores = x * resid[..., None]
+    influence = (x @ bread[:, :, _EFFECT : _EFFECT + 1])[..., 0]
     lags = _lags(n)
+    kernel = _bartlett(lags)
+    dof = np.maximum(n - k, 1)
+    variance = _long_run(influence * resid, lags, kernel) * (n / dof)
+    return beta, variance, dof, _white_noise_correction(x, bread, influence, lags, kernel, n, dof), bread
+
+
+def _bartlett(lags: np.ndarray) -> np.ndarray:
+    """Bartlett weights per lag count (rows) and lag (columns)."""
     most = int(lags.max(initial=0))
     kernel = np.zeros((most + 1, most + 1))
     for count in np.unique(lags):
         kernel[count, : count + 1] = weights_bartlett(int(count))
-    meat = scores.transpose(0, 2, 1) @ scores
-    for lag in range(1, most + 1):
-        gamma = scores[:, lag:].transpose(0, 2, 1) @ scores[:, :-lag]
-        meat += kernel[lags, lag][:, None, None] * (gamma + gamma.transpose(0, 2, 1))
-    dof = np.maximum(n - k, 1)
-    cov = bread @ meat @ bread * (n / dof)[:, None, None]
-    return beta, cov, dof, _white_noise_correction(x, bread, lags, kernel, n, dof), bread
+    return kernel
+
+
+def _long_run(z: np.ndarray, lags: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Σ_t z_t² + 2·Σ_l w_l·Σ_t z_t·z_{t−l} per series: the Newey–West long-run variance of a sum."""
+    total = (z * z).sum(axis=1)
+    for lag in range(1, kernel.shape[0]):
+        total += 2.0 * kernel[lags, lag] * (z[:, lag:] * z[:, :-lag]).sum(axis=1)
+    return total
 
 
 def _white_noise_correction(
-    x: np.ndarray, bread: np.ndarray, lags: np.ndarray, kernel: np.ndarray, n: np.ndarray, dof: np.ndarray
+    x: np.ndarray,
+    bread: np.ndarray,
+    influence: np.ndarray,
+    lags: np.ndarray,
+    kernel: np.ndarray,
+    n: np.ndarray,
+    dof: np.ndarray,
 ) -> np.ndarray:
     """Factor making the effect's HAC variance unbiased when the errors are white noise.
 
@@ -720,14 +748,14 @@ def _white_noise_correction(
     is σ²·(B_cc − Σ_|t−s|≤L w_|t−s|·a_t·a_s·h_ts), where a_t is the effect's influence of day t
     and h the hat matrix, while the true variance is σ²·B_cc. The n/(n−k) factor corrects only
     the lag-0 part; with a persistent regressor such as a step, the lag terms matter as much.
-    Returned relative to n/(n−k), so multiplying the covariance above by it gives the corrected one.
+    Returned relative to n/(n−k), so multiplying the variance above by it gives the corrected one.
     """
-    influence = (x @ bread[:, :, _EFFECT : _EFFECT + 1])[..., 0]
-    weighted = x * influence[..., None]
-    shrink = np.einsum("fij,fij->f", bread, weighted.transpose(0, 2, 1) @ weighted)
+    projected = x @ bread
+    # Row-by-row dot products as einsum: no (series, days, columns) temporary per lag.
+    shrink = (influence * influence * np.einsum("fdk,fdk->fd", projected, x)).sum(axis=1)
     for lag in range(1, kernel.shape[0]):
-        gamma = weighted[:, lag:].transpose(0, 2, 1) @ weighted[:, :-lag]
-        shrink += 2.0 * kernel[lags, lag] * np.einsum("fij,fji->f", bread, gamma)
+        hat = np.einsum("fdk,fdk->fd", projected[:, lag:], x[:, :-lag])
+        shrink += 2.0 * kernel[lags, lag] * (influence[:, lag:] * influence[:, :-lag] * hat).sum(axis=1)
     variance = bread[:, _EFFECT, _EFFECT]
     return variance / np.maximum(variance - shrink, 1e-12 * variance) * dof / n
 
