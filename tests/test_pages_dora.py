@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import polars as pl
@@ -193,3 +194,18 @@ def test_a_team_lead_does_not_see_the_mapping_check(
     at = _open(demo_workspace, role, monkeypatch)
     assert "Mapping check" not in [h.value for h in at.subheader]
     assert all("counted" not in frame.value.columns for frame in at.dataframe)
+
+
+def test_every_table_heading_is_a_reader_label_not_a_column_name(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "admin", monkeypatch)
+    assert len(at.dataframe) == 5, "per feature, per PR and the three mapping-check tables"
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns)
+        for column in frame.value.columns:
+            label = config.get(column, {}).get("label")
+            assert label and "_" not in label, f"{column} shows as {label!r}"
+    features = json.loads(at.dataframe[0].proto.columns)
+    assert features["last_merged_at"]["label"] == "Last PR merged"
+    assert features["team_id"]["label"] == "Team" and features["feature_id"]["label"] == "Feature"
