@@ -103,12 +103,13 @@ def measure_cards() -> None:
     for cell, row in zip(cells, rows.iter_rows(named=True), strict=True):
         measure = row["measure"]
         with cell.container(border=True):
-            exact = "" if row["value"] is None else f" Exactly {row['value']:,.6g} {row['unit']}."
+            exact = "" if row["value"] is None else f" As measured: {fmt.number(row['value'])} {row['unit']}."
             unit = "hours" if measure in DURATIONS else row["unit"]
+            explained = f"{fmt.human_label(measure)}, in {unit}.{exact}"
             st.metric(
                 TITLES[measure],
                 shown_value(measure, row["value"]),
-                help=f"{measure.replace('_', ' ').capitalize()}, in {unit}.{exact}",
+                help=fmt.figure_help(row["value"], explained, "no deployment or incident in the range gives one"),
             )
             if in_words(measure, row["value"]):
                 st.caption(in_words(measure, row["value"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import polars as pl
@@ -209,3 +210,13 @@ def test_every_table_heading_is_a_reader_label_not_a_column_name(
     features = json.loads(at.dataframe[0].proto.columns)
     assert features["last_merged_at"]["label"] == "Last PR merged"
     assert features["team_id"]["label"] == "Team" and features["feature_id"]["label"] == "Feature"
+
+
+def test_measure_cards_never_show_unrounded_figures(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    helps = [m.proto.help for m in at.metric]
+    assert len(helps) == 5 and all("As measured:" in h for h in helps)
+    for text in helps + [m.value for m in at.metric]:
+        assert not re.search(r"\d\.\d{3,}", text), text
