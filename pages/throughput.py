@@ -329,11 +329,16 @@ table(
 )
 
 with st.expander(f"Milestones in the range ({markers.height})"):
+    carried = markers.select(
+        "name", "date", "period_start", "features", pl.col("carried").list.join(", ").alias("features carried")
+    )
     table(
-        markers.select(
-            "name", "date", "period_start", "features", pl.col("carried").list.join(", ").alias("features carried")
-        ),
+        carried,
         key=f"{PAGE}.milestones",
+        **fmt.headings(
+            carried,
+            {"name": "Milestone", "period_start": f"In the {period} from", "features": "Features carried (count)"},
+        ),
         caption=f"Each milestone sits in the {period} that contains its date; features carried are those whose "
         "milestone is set to it" + (f" in team {team_names[team_id]}." if team_id else "."),
     )

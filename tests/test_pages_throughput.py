@@ -186,3 +186,18 @@ def test_the_weekly_table_has_no_none_and_says_why_a_ratio_is_missing(
     assert missing and set(missing) <= {"— (no cost attributed)", "— (no value measured)"}
     config = at.dataframe[0].proto.columns
     assert "Realised value (USD)" in config and "Attributed cost (USD)" in config
+
+
+def test_the_milestone_table_is_headed_by_reader_labels(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    milestones = next(f for f in at.dataframe if "features carried" in f.value.columns)
+    headings = json.loads(milestones.proto.columns)
+    assert [headings[c]["label"] for c in milestones.value.columns] == [
+        "Milestone",
+        "Date",
+        "In the week from",
+        "Features carried (count)",
+        "Features carried",
+    ]
