@@ -80,7 +80,7 @@ WORDS = {"pr": "PR", "prs": "PRs", "ci": "CI", "url": "URL", "dora": "DORA", "p"
 """Words a column name spells in lower case that a reader writes otherwise."""
 
 DROPPED_ENDINGS = ("id", "at")
-"""Last words of a column name that say its type, not its meaning: ``team_id`` is the team, ``merged_at`` when merged."""
+"""Last words of a column name that say its type: ``team_id`` is the team, ``merged_at`` when it merged."""
 
 
 def human_label(column: str) -> str:
