@@ -76,10 +76,20 @@ def count(value: int, singular: str, plural: str | None = None) -> str:
     return f"{value:,} {singular if value == 1 else plural or singular + 's'}"
 
 
+WORDS = {"pr": "PR", "prs": "PRs", "ci": "CI", "url": "URL", "dora": "DORA", "p": "p", "usd": "USD", "eur": "EUR"}
+"""Words a column name spells in lower case that a reader writes otherwise."""
+
+DROPPED_ENDINGS = ("id", "at")
+"""Last words of a column name that say its type: ``team_id`` is the team, ``merged_at`` when it merged."""
+
+
 def human_label(column: str) -> str:
-    """A column name as a reader's label: ``last_merged_at`` → ``Last merged at``."""
-    words = column.replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
+    """A column name as a reader's label: ``last_merged_at`` → ``Last merged``, ``team_id`` → ``Team``."""
+    words = [w for w in column.strip("_").split("_") if w]
+    if len(words) > 1 and words[-1] in DROPPED_ENDINGS:
+        words = words[:-1]
+    text = " ".join(WORDS.get(w, w) for w in words)
+    return text[:1].upper() + text[1:]
 
 
 def _signed(value: float, text: str) -> str:

@@ -14,6 +14,7 @@ from core import access
 from core.access import restrict_dora
 from core.delivery.dora import DORA_2023, FIRST_DEPLOYMENT_NOTE, MEASURES, DoraSettings, mapping_check
 from ui import caches
+from ui import format as fmt
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
 
@@ -102,12 +103,13 @@ def measure_cards() -> None:
     for cell, row in zip(cells, rows.iter_rows(named=True), strict=True):
         measure = row["measure"]
         with cell.container(border=True):
-            exact = "" if row["value"] is None else f" Exactly {row['value']:,.6g} {row['unit']}."
+            exact = "" if row["value"] is None else f" As measured: {fmt.number(row['value'])} {row['unit']}."
             unit = "hours" if measure in DURATIONS else row["unit"]
+            explained = f"{fmt.human_label(measure)}, in {unit}.{exact}"
             st.metric(
                 TITLES[measure],
                 shown_value(measure, row["value"]),
-                help=f"{measure.replace('_', ' ').capitalize()}, in {unit}.{exact}",
+                help=fmt.figure_help(row["value"], explained, "no deployment or incident in the range gives one"),
             )
             if in_words(measure, row["value"]):
                 st.caption(in_words(measure, row["value"]))
@@ -308,14 +310,19 @@ st.plotly_chart(breakdown_figure(overall, features.head(25), chosen.statistic), 
 st.caption(f"The {min(features.height, 25)} features whose last PR merged most recently in the range; all below.")
 hours = {p: st.column_config.NumberColumn(f"{PARTS[p][0]} (h)", format="%,.1f") for p in PARTS}
 in_hours = [(pl.col(p) / 60).alias(p) for p in (*PARTS, "cycle_minutes")]
+per_feature = features.select(
+    "feature_id", "name", "team_id", *(["prs"] if show_activity else []), *PARTS, "cycle_minutes", "last_merged_at"
+).with_columns(in_hours)
 table(
-    features.select(
-        "feature_id", "name", "team_id", *(["prs"] if show_activity else []), *PARTS, "cycle_minutes", "last_merged_at"
-    ).with_columns(in_hours),
+    per_feature,
     key=f"{PAGE}.features",
     caption=f"Per feature: the {chosen.statistic} of each part over the feature's merged PRs, in hours.",
-    cycle_minutes=st.column_config.NumberColumn("Cycle (h)", format="%,.1f"),
-    **hours,
+    **fmt.headings(per_feature, {"prs": "PRs merged"})
+    | hours
+    | {
+        "cycle_minutes": st.column_config.NumberColumn("Cycle (h)", format="%,.1f"),
+        "last_merged_at": st.column_config.DatetimeColumn("Last PR merged", format="D MMM YYYY"),
+    },
 )
 
 st.subheader("Per PR")
@@ -327,15 +334,23 @@ if prs.is_empty():
 else:
     if not access.may_see_detail(viewer, team_id):
         st.caption("Only the PRs of teams whose detail you may see are listed.")
-    table(
+    per_pr = (
         prs.sort("merged_at", descending=True)
         .select("pr_id", "team_id", "feature_id", "merged_at", "deployment_id", "deployed_at", *PARTS, "cycle_minutes")
-        .with_columns(in_hours),
+        .with_columns(in_hours)
+    )
+    table(
+        per_pr,
         key=f"{PAGE}.prs",
         caption="Each merged PR, newest first, in hours (from whole minutes rounded up); an empty deploy time means "
         "no production deployment shipped it yet, or it went out with a service's first deployment.",
-        cycle_minutes=st.column_config.NumberColumn("Cycle (h)", format="%,.1f"),
-        **hours,
+        **fmt.headings(per_pr)
+        | hours
+        | {
+            "merged_at": st.column_config.DatetimeColumn("Merged", format="D MMM YYYY, HH:mm"),
+            "deployed_at": st.column_config.DatetimeColumn("Deployed", format="D MMM YYYY, HH:mm"),
+            "cycle_minutes": st.column_config.NumberColumn("Cycle (h)", format="%,.1f"),
+        },
     )
 
 if access.may_check_dora_mapping(viewer):
@@ -355,15 +370,18 @@ if access.may_check_dora_mapping(viewer):
     table(
         shown["deployments"],
         key=f"{PAGE}.check.deployments",
+        **fmt.headings(shown["deployments"]),
         caption="Every deployment row (one run × repo; rows of one run count once), counted or not, and why.",
     )
     table(
         shown["incidents"],
         key=f"{PAGE}.check.incidents",
+        **fmt.headings(shown["incidents"]),
         caption="Every incident, the deployment row and run it was tied to, and why.",
     )
     table(
         shown["prs"],
         key=f"{PAGE}.check.prs",
+        **fmt.headings(shown["prs"]),
         caption="Every merged PR with the deployment (run and row) that shipped it, and how that was established.",
     )

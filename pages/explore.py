@@ -13,10 +13,13 @@ from core import explore
 from core.cli.export import to_safe_csv
 from core.explore import Dataset, ExploreQuery, ExploreRefused
 from ui import caches
+from ui import format as fmt
 from ui.data import page_data
 from ui.widgets import page_header, table
 
 PAGE = "explore"
+MONEY_VALUES = ("estimate_cost", "realised_value", "cost", "cost_per_feature", "cost_per_pr")
+"""Values that are amounts of money, shown in the workspace currency."""
 CHARTS = ("Bar", "Line", "Table")
 AGGREGATION_NAMES = {"count": "Count", "sum": "Sum", "mean": "Mean", "median": "Median"}
 LEVEL_NOTE = {
@@ -247,20 +250,33 @@ except ExploreRefused as refusal:
 
 how = f"How is this computed? {explore.describe(query)}"
 measured = explore.result_label(query)
+currency = caches.cost_settings(data).currency
+unit = "" if aggregation == "count" else currency if value.name in MONEY_VALUES else value.unit
+heading = f"{measured} ({unit})" if unit else measured
 if result.height == 0:
     st.info("No records match these filters and period.")
     st.caption(how)
     st.stop()
 if not group_by:
     number = result.item(0, 0)
-    shown = "—" if number is None else f"{number:,.2f}" if isinstance(number, float) else f"{number:,}"
-    st.metric(measured, shown, help=how)
+    if unit == currency:
+        shown = fmt.money(number, currency)
+    elif isinstance(number, int):
+        shown = f"{number:,}"
+    else:
+        shown = fmt.number(number) + (f" {unit}" if unit and not fmt.is_missing(number) else "")
+    st.metric(measured, shown, help=fmt.figure_help(number, how, "no record has this value"))
     st.caption(how)
 else:
     if chart != "Table":
         st.plotly_chart(_figure(result, query, dataset, chart), key=f"{PAGE}.figure")
-    number_format = {measured: st.column_config.NumberColumn(measured, format="localized")}
-    table(result, key=f"{PAGE}.table", caption=how, **number_format)
+    headings = fmt.headings(result, dimension_label)
+    table(
+        result,
+        key=f"{PAGE}.table",
+        caption=how,
+        **headings | {measured: st.column_config.NumberColumn(heading, format="localized")},
+    )
 st.download_button(
     "Download CSV",
     partial(to_safe_csv, result),  # built on the click, not on every rerun

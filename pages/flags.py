@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from datetime import timedelta
 
 import plotly.graph_objects as go
 import polars as pl
@@ -17,6 +18,7 @@ from core.flags.acknowledgements import MAX_COMMENT_CHARS, apply_acknowledgement
 from core.flags.detectors import DETECTORS, sort_flags
 from core.flags.settings import FLAG_DEFAULTS_TEXT, FlagSettings
 from ui import caches
+from ui import format as fmt
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, plain, table, team_labels
 
@@ -36,6 +38,7 @@ page_header(
 )
 
 thresholds: FlagSettings = caches.flag_settings(data)
+currency = caches.cost_settings(data).currency
 team_names = team_labels(data["teams"])
 metric_names = dict(data["metrics"].select("metric_id", "name").collect().iter_rows())
 shown = restrict_flags(viewer, caches.flags(data), data.frames, thresholds)
@@ -82,21 +85,116 @@ def chart_figure(rows: pl.DataFrame) -> go.Figure:
             "<br>from core.flags.charts.flag_chart<extra></extra>",
             secondary_y=is_value,
         )
+    first, last = rows["period"].min(), rows["period"].max()
+    pad = max((last - first) / 20, timedelta(days=7))  # type: ignore[operator]
     figure.update_layout(
         height=260,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         legend={"orientation": "h", "y": -0.25},
         hovermode="x unified",
     )
+    # Dates, never times of day: a single window would otherwise be spread over a millisecond.
+    figure.update_xaxes(type="date", tickformat="%d %b %Y", range=[first - pad, last + pad])  # type: ignore[operator]
     return figure
 
 
+@dataclasses.dataclass(frozen=True)
+class EvidenceUnit:
+    """How the evidence numbers whose key ends with ``ending`` (or starts with it) read: money, a share, a change…"""
+
+    ending: str
+    kind: str
+    at_start: bool = False
+
+    def matches(self, key: str) -> bool:
+        """True when ``key`` (without ``_prev``) is read in this unit."""
+        return key.startswith(self.ending) if self.at_start else key.endswith(self.ending)
+
+
+EVIDENCE_UNITS = (
+    EvidenceUnit("threshold", "percent", at_start=True),
+    EvidenceUnit("_share", "percent"),
+    EvidenceUnit("_rise", "change"),
+    EvidenceUnit("_change", "change"),
+    EvidenceUnit("steady_band", "percent"),
+    EvidenceUnit("drop", "percent"),
+    EvidenceUnit("realised_value", "money"),
+    EvidenceUnit("cost", "money"),
+    EvidenceUnit("cost_unlinked", "money"),
+    EvidenceUnit("cycle_days_median", "days"),
+    EvidenceUnit("pr_size_median", "lines"),
+    EvidenceUnit("best_lag", "weeks"),
+    EvidenceUnit("weeks", "weeks"),
+    EvidenceUnit("alpha", "p-value"),
+    EvidenceUnit("_p", "p-value"),
+)
+"""Evidence units by the key's ending, first match wins; any other number is a plain figure."""
+
+EVIDENCE_LABELS = {
+    "kendall_tau": "Mann–Kendall tau",
+    "kendall_z": "Trend z-score",
+    "kendall_p": "Trend p-value",
+    "trend_rise": "Rise over the window",
+    "best_r": "Best correlation with the outcome (r)",
+    "best_lag": "Lag of the best correlation",
+    "follow_p": "Chance the outcome follows (p-value)",
+    "series_id": "Series",
+    "label": "Series name",
+    "outcome_metric_id": "Outcome metric",
+    "outcome_name": "Outcome metric name",
+    "cycle_days_median": "Median cycle time",
+    "pr_size_median": "Median PR size",
+    "prs_per_feature": "PRs per delivered feature",
+    "alpha": "Significance level",
+    "follow_alpha": "Significance level for following",
+    "threshold": "Threshold",
+    "configured_on": "Configured on",
+}
+"""Reader's names of evidence keys that ``human_label`` alone would not make clear."""
+
+
 def evidence_table(flag: dict[str, object]) -> pl.DataFrame:
-    """The numbers behind the flag, one per row, as they were compared."""
+    """The numbers behind the flag, one per row, each under a reader's label and with its unit."""
     numbers = json.loads(str(flag["evidence"]))
     return pl.DataFrame(
-        {"number": list(numbers), "value": [json.dumps(v) if not isinstance(v, str) else v for v in numbers.values()]}
+        {"number": [evidence_label(k) for k in numbers], "value": [evidence_value(k, v) for k, v in numbers.items()]},
+        schema={"number": pl.String, "value": pl.String},
     )
+
+
+def evidence_label(key: str) -> str:
+    """``features_confirmed_prev`` → ``Features confirmed, previous window``; ``_z`` reads as a z-score."""
+    base, previous = (key.removesuffix("_prev"), True) if key.endswith("_prev") else (key, False)
+    label = EVIDENCE_LABELS.get(base) or (
+        f"{fmt.human_label(base.removesuffix('_z'))}, z-score" if base.endswith("_z") else fmt.human_label(base)
+    )
+    return f"{label}, previous window" if previous else label
+
+
+def evidence_value(key: str, value: object) -> str:
+    """One evidence number in its unit, or the text as it is."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return fmt.MISSING
+    if isinstance(value, bool | list | dict):
+        return json.dumps(value)
+    base = key.removesuffix("_prev")
+    kind = next((u.kind for u in EVIDENCE_UNITS if u.matches(base)), "number")
+    amount = float(value)
+    if kind == "money":
+        return fmt.money(amount, currency)
+    if kind == "percent":
+        return fmt.percent(amount, digits=1)
+    if kind == "change":
+        return fmt.change(amount, digits=1)
+    if kind == "days":
+        return fmt.duration(amount)
+    if kind == "p-value":
+        return f"{amount:.3g}"
+    if kind in ("lines", "weeks"):
+        return f"{fmt.number(amount)} {kind}"
+    return f"{value:,}" if isinstance(value, int) else fmt.number(amount)
 
 
 def acknowledge_form(flag: dict[str, object], key: str) -> None:
@@ -162,14 +260,14 @@ def flag_card(flag: dict[str, object]) -> None:
                 ),
             )
         with st.expander("Reproduce and acknowledge"):
+            window = f"{flag['window_start']:%d %b %Y} to {flag['window_end']:%d %b %Y} (inclusive)"
             st.markdown(
-                f"Flag id `{flag['flag_id']}`: detector `{flag['detector']}`, window {flag['window_start']} to "
-                f"{flag['window_end']} (inclusive), data as of {caches.as_of(data)}, under the thresholds below. "
-                + (
-                    "Run `python -m core report flags --format json` for the same numbers."
-                    if viewer.role == "admin"
-                    else "The flags report gives the same numbers."
-                )
+                f"Flag id `{flag['flag_id']}`: detector `{flag['detector']}`, window {window}, data as of "
+                f"{caches.as_of(data)}, under the thresholds below. "
+                "Run `python -m core report flags --format json` for the same numbers."
+                if viewer.role == "admin"
+                else f"{DETECTORS[str(flag['detector'])]} over {window}, on the data as of "
+                f"{caches.as_of(data):%d %b %Y}, under the thresholds below; the flags report gives the same numbers."
             )
             acknowledge_form(flag, key)
 
@@ -187,7 +285,7 @@ def thresholds_panel() -> None:
     table(
         pl.DataFrame(
             {
-                "setting": list(FLAG_DEFAULTS_TEXT),
+                "setting": [fmt.human_label(name) for name in FLAG_DEFAULTS_TEXT],
                 "current": [str(current[name]) for name in FLAG_DEFAULTS_TEXT],
                 "default": [str(defaults[name]) for name in FLAG_DEFAULTS_TEXT],
                 "meaning": list(FLAG_DEFAULTS_TEXT.values()),

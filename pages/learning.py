@@ -194,11 +194,11 @@ table(
         pl.col("metric_name").alias("Outcome metric"),
         _amount(pl.col("predicted_change")).alias("Predicted"),
         pl.col("discount").alias("Discount"),
-        pl.col("expected_value").alias("Expected value"),
-        pl.col("cost").alias("Cost"),
+        pl.col("expected_value").alias(f"Expected value ({currency})"),
+        pl.col("cost").alias(f"Cost ({currency})"),
         pl.col("cost_source").replace_strict(COST_BASIS, default="none").alias("Cost basis"),
         pl.col("value_per_cost").alias("Value per cost"),
-        (pl.col("improvement_rel_per_cost") * 1e6).alias("Relative improvement per 1M cost"),
+        (pl.col("improvement_rel_per_cost") * 1e6).alias(f"Relative improvement per 1M {currency}"),
         pl.col("basis").alias("Ranked by"),
     ),
     key=f"{PAGE}.backlog",
@@ -214,9 +214,11 @@ table(
     ),
     **{
         "Discount": st.column_config.NumberColumn(format="%.2f"),
-        "Expected value": st.column_config.NumberColumn(f"Expected value ({currency})", format="%.0f"),
-        "Cost": st.column_config.NumberColumn(f"Cost ({currency})", format="%.0f"),
-        "Value per cost": st.column_config.NumberColumn(format="%.2f", help="Expected value ÷ cost."),
-        "Relative improvement per 1M cost": st.column_config.NumberColumn(format="%.3f"),
+        f"Expected value ({currency})": st.column_config.NumberColumn(format="%,.0f"),
+        f"Cost ({currency})": st.column_config.NumberColumn(format="%,.0f"),
+        "Value per cost": st.column_config.NumberColumn(
+            format="%.2f", help=f"Expected value ÷ cost, {currency} per {currency}."
+        ),
+        f"Relative improvement per 1M {currency}": st.column_config.NumberColumn(format="%.3f"),
     },
 )

@@ -13,6 +13,7 @@ from core import access
 from core.access import restrict_throughput
 from core.delivery import throughput
 from ui import caches
+from ui import format as fmt
 from ui.data import page_data
 from ui.widgets import figure_builder, page_header, scope_and_range, table, team_labels
 
@@ -76,55 +77,57 @@ series = restrict_throughput(viewer, everything.lazy(), team_id).collect()
 markers = caches.milestone_markers(data, period, team_id, start, end)
 
 
-def money(value: float | None) -> str:
-    """An amount in the workspace currency, or a dash."""
-    return "—" if value is None else f"{currency} {value:,.0f}"
-
-
-def delta(changes: pl.DataFrame, measure: str) -> str | None:
-    """The relative change of ``measure`` in the summary comparison, e.g. '+40%'."""
-    row = changes.filter(pl.col("measure") == measure)
-    return None if row.is_empty() or row["change"][0] is None else f"{row['change'][0]:+.0%}"
-
-
 def summary(changes: pl.DataFrame) -> None:
-    """The data-driven summary line and the last complete period's numbers beside the one before."""
+    """The data-driven summary line: the last complete period against the one before."""
     st.markdown(f"**{throughput.summary_line(changes, period)}**")
-    if changes.is_empty():
-        return
-    current = series.filter(pl.col("period_start") == changes["current_start"][0]).row(0, named=True)
-    pending = current.get("features_pending") or 0
+
+
+def headline(series: pl.DataFrame, start: date, end: date) -> None:
+    """The chosen range in tiles: totals over every period in it, the mean per period under each."""
+    periods = series.height
+    pending = int(series["features_pending"].sum())
     st.caption(
-        f"The last complete {period} in the range against the one before; a {period} still running is left out."
+        f"Totals over the {periods} {period}{'s' if periods != 1 else ''} from {start:%d %b %Y} to {end:%d %b %Y}, "
+        f"with the mean per {period} under each; the line above compares the last complete {period} with the one "
+        "before."
         + (
-            f" {pending} feature(s) delivered in it are still pending a verdict, so confirmed may rise."
+            f" {pending} feature(s) delivered in the range are still pending a verdict, so confirmed may rise."
             if pending
             else ""
         )
     )
-    shown = [c for c in ("features_delivered", "features_confirmed", "realised_value", "value_to_cost") if c in current]
-    cells = st.columns(len(shown) + show_prs)
-    for cell, column in zip(cells, shown, strict=False):
-        value = current[column]
-        if column == "features_confirmed" and pending:
-            text = f"{value} · {pending} pending"
-        elif column == "realised_value":
-            text = money(value)
-        elif column == "value_to_cost":
-            text = "—" if value is None else f"{value:,.2f}"
-        else:
-            text = f"{value:,}"
-        cell.metric(LABELS[column], text, delta(changes, column), help=DEFINITIONS[column].capitalize(), border=True)
-    if show_prs:
-        prs = current["prs_merged"]
-        cells[-1].metric(
-            LABELS["prs_merged"],
-            f"{prs:,}",
-            delta(changes, "prs_merged"),
+    shown = [c for c in ("features_delivered", "features_confirmed", "realised_value") if c in series.columns]
+    shown += ["value_to_cost", *(["prs_merged"] if show_prs else [])]
+    for cell, column in zip(st.columns(len(shown)), shown, strict=True):
+        text, mean, how = range_figure(series, column)
+        cell.metric(
+            f"{LABELS[column]}, {'over the range' if column == 'value_to_cost' else 'range total'}",
+            text,
+            mean,
             delta_color="off",
-            help=DEFINITIONS["prs_merged"].capitalize(),
+            delta_arrow="off",
+            help=f"{DEFINITIONS[column].capitalize()} {how}",
             border=True,
         )
+
+
+def range_figure(series: pl.DataFrame, column: str) -> tuple[str, str | None, str]:
+    """One tile over the range: its total (a ratio of totals for value ÷ cost), the mean per period, and how."""
+    if column == "value_to_cost":
+        cost = series["cost"].sum()
+        ratio = series["realised_value"].sum() / cost if cost else None
+        how = fmt.figure_help(
+            ratio, "Total realised value ÷ total attributed cost over the range.", "no cost is attributed in the range"
+        )
+        return fmt.number(ratio), None, how
+    total = series[column].sum()
+    mean = total / series.height
+    how = f"Summed over the range; under it, the mean per {period}."
+    if column == "realised_value":
+        return fmt.money(total, currency), f"{fmt.money(mean, currency)} per {period}", how
+    pending = int(series["features_pending"].sum())
+    text = f"{int(total):,}" + (f" · {pending:,} pending" if column == "features_confirmed" and pending else "")
+    return text, f"{fmt.number(mean)} per {period}", how
 
 
 @figure_builder
@@ -259,12 +262,31 @@ def _width(share: float, period: str) -> float:
     return share * days * 24 * 3600 * 1000
 
 
-def _column(column: str) -> object:
-    """The table column of a series measure: its label, definition and number format."""
-    formats = {"realised_value": "%,.0f", "cost": "%,.0f", "value_to_cost": "%.2f"}
-    return st.column_config.NumberColumn(
-        LABELS[column], help=DEFINITIONS[column].capitalize(), format=formats.get(column)
+def weekly_table(series: pl.DataFrame) -> pl.DataFrame:
+    """The per-period rows as read: no value or cost reads 0, and value ÷ cost without cost an em dash saying why."""
+    money = [c for c in ("realised_value", "cost") if c in series.columns]
+    return series.with_columns(pl.col(money).fill_null(0.0)).with_columns(
+        pl.struct("realised_value", "cost", "value_to_cost")
+        .map_elements(_ratio_text, return_dtype=pl.String)
+        .alias("value_to_cost")
     )
+
+
+def _ratio_text(row: dict[str, float | None]) -> str:
+    """A period's value ÷ cost in words, or an em dash with the reason it has none."""
+    if row["value_to_cost"] is not None:
+        return fmt.number(row["value_to_cost"])
+    return fmt.number(None, "no cost attributed" if not row["cost"] else "no value measured")
+
+
+def _column(column: str) -> object:
+    """The table column of a series measure: its label (with the currency for money), definition and format."""
+    help_text = DEFINITIONS[column].capitalize()
+    if column in ("realised_value", "cost"):
+        return st.column_config.NumberColumn(f"{LABELS[column]} ({currency})", help=help_text, format="%,.0f")
+    if column == "value_to_cost":
+        return st.column_config.TextColumn(LABELS[column], help=help_text)
+    return st.column_config.NumberColumn(LABELS[column], help=help_text)
 
 
 def definitions(columns: list[str]) -> str:
@@ -279,6 +301,7 @@ if series.is_empty():
 complete = everything.filter(pl.col("period_end") <= end).lazy()
 changes = throughput.period_changes(complete, include_activity=show_prs).collect()
 summary(changes.filter(pl.col("measure").is_in(series.columns)))
+headline(series, start, end)
 
 st.subheader(
     ("Features delivered and confirmed" if "features_delivered" in series.columns else "Features confirmed")
@@ -297,7 +320,7 @@ st.caption(definitions(["realised_value", "cost", "value_to_cost"]) + f"  \nAmou
 
 st.subheader(f"Per {period}")
 table(
-    series.with_columns(pl.col(c).fill_null(0.0) for c in ("realised_value", "cost") if c in series.columns),
+    weekly_table(series),
     key=f"{PAGE}.table",
     caption=definitions(["features_refuted", "features_inconclusive", "features_confounded"]),
     period_start=st.column_config.DateColumn("From"),
@@ -306,11 +329,16 @@ table(
 )
 
 with st.expander(f"Milestones in the range ({markers.height})"):
+    carried = markers.select(
+        "name", "date", "period_start", "features", pl.col("carried").list.join(", ").alias("features carried")
+    )
     table(
-        markers.select(
-            "name", "date", "period_start", "features", pl.col("carried").list.join(", ").alias("features carried")
-        ),
+        carried,
         key=f"{PAGE}.milestones",
+        **fmt.headings(
+            carried,
+            {"name": "Milestone", "period_start": f"In the {period} from", "features": "Features carried (count)"},
+        ),
         caption=f"Each milestone sits in the {period} that contains its date; features carried are those whose "
         "milestone is set to it" + (f" in team {team_names[team_id]}." if team_id else "."),
     )

@@ -110,5 +110,6 @@ with audit_tab:
     table(
         log,
         key=f"{PAGE}.audit.table",
+        **fmt.headings(log),
         caption="Sign-ins, failed sign-ins, imports, metric, hypothesis, setting and user changes; newest first.",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 
 import polars as pl
@@ -193,3 +195,28 @@ def test_a_team_lead_does_not_see_the_mapping_check(
     at = _open(demo_workspace, role, monkeypatch)
     assert "Mapping check" not in [h.value for h in at.subheader]
     assert all("counted" not in frame.value.columns for frame in at.dataframe)
+
+
+def test_every_table_heading_is_a_reader_label_not_a_column_name(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "admin", monkeypatch)
+    assert len(at.dataframe) == 5, "per feature, per PR and the three mapping-check tables"
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns)
+        for column in frame.value.columns:
+            label = config.get(column, {}).get("label")
+            assert label and "_" not in label, f"{column} shows as {label!r}"
+    features = json.loads(at.dataframe[0].proto.columns)
+    assert features["last_merged_at"]["label"] == "Last PR merged"
+    assert features["team_id"]["label"] == "Team" and features["feature_id"]["label"] == "Feature"
+
+
+def test_measure_cards_never_show_unrounded_figures(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    helps = [m.proto.help for m in at.metric]
+    assert len(helps) == 5 and all("As measured:" in h for h in helps)
+    for text in helps + [m.value for m in at.metric]:
+        assert not re.search(r"\d\.\d{3,}", text), text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -148,3 +149,26 @@ def test_a_team_lead_has_no_explore_page(demo_workspace: dict, monkeypatch: pyte
     at = signed_in(demo_workspace, "team_lead", monkeypatch)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(PAGE)
+
+
+def test_money_reads_with_its_currency_and_a_duration_with_its_unit(
+    demo_workspace: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _opened(demo_workspace, "delivery_lead", monkeypatch, **{"explore.dataset": "cost_lines"})
+    assert at.metric[0].label == "Sum of cost" and at.metric[0].value.endswith(" USD")
+    assert "." not in at.metric[0].value, "no cents above 1,000"
+    at = _opened(
+        demo_workspace,
+        "delivery_lead",
+        monkeypatch,
+        **{"explore.dataset": "cost_lines", "explore.cost_lines.group_by": ["quarter"], "explore.chart": "Table"},
+    )
+    headings = json.loads(at.dataframe[0].proto.columns)
+    assert headings["Sum of cost"]["label"] == "Sum of cost (USD)"
+    at = _opened(
+        demo_workspace,
+        "delivery_lead",
+        monkeypatch,
+        **{"explore.dataset": "features", "explore.features.value": "cycle_days"},
+    )
+    assert re.fullmatch(r"[\d,.]+ days", at.metric[0].value), at.metric[0].value

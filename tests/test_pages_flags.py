@@ -18,6 +18,7 @@ from core.store import settings
 from core.store.database import open_store
 from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
+from ui import format as fmt
 from ui.widgets import plain
 
 PAGE = "pages/flags.py"
@@ -70,7 +71,7 @@ def test_the_planted_growth_flag_is_visible_to_a_delivery_lead(
     assert "Outcome to watch" in text
     features = growth.row(0, named=True)
     evidence = json.loads(features["evidence"])
-    assert f"features_confirmed,{evidence['features_confirmed']}" in text
+    assert f"Features confirmed,{evidence['features_confirmed']}" in text
     # The flag ids may name the series (``decoupled_metric|GRO|prs_merged|…``); its counts must not show.
     for key in ("prs_merged", "prs_merged_prev", "prs_merged_rise", "prs_merged_z"):
         shown = f"{key}," in text or f'"{key}"' in text
@@ -101,6 +102,10 @@ def test_an_executive_sees_the_flags_without_pr_counts_or_story_points(
     assert "Outcome to watch" in text
     for key in ("prs_merged", "prs_unlinked", "story_points_resolved", "points_per_item", "agent_prs"):
         assert not re.search(rf"(^|[^a-z_]){key}(_prev)?,", text, re.MULTILINE), f"evidence row {key}"
+    rows = [n for frame in at.dataframe if "number" in frame.value.columns for n in frame.value["number"]]
+    assert rows, "the executive sees the outcome-level evidence"
+    for label in ("PRs merged", "PRs unlinked", "Story points resolved", "Points per item", "Agent PRs"):
+        assert not any(r.startswith(label) for r in rows), f"evidence row {label}"
     traces = [t for spec in text.splitlines() if spec.startswith("[{") for t in json.loads(spec)]
     for trace in traces:
         assert "PR" not in str(trace.get("name")) and "story points" not in str(trace.get("name")), trace["name"]
@@ -137,3 +142,52 @@ def test_acknowledging_through_the_page_keeps_who_when_and_the_comment(
     assert "Acknowledged by" in text and plain(comment) in text  # shown as text, its Markdown escaped
     at.toggle(key="flags.hide_acknowledged").set_value(True).run()
     assert len(_cards(at)) == min(engine_flags.height - 1, 20)
+
+
+def _evidence(at: AppTest) -> list[dict[str, str]]:
+    """Every evidence table shown on the page: its labels and the values as read."""
+    return [dict(f.value.itertuples(index=False)) for f in at.dataframe if "number" in f.value.columns]
+
+
+def test_evidence_reads_as_labels_with_units_and_never_as_raw_keys(
+    demo_workspace: dict[str, object], engine_flags: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "admin", monkeypatch)
+    tables = _evidence(at)
+    assert tables and not [n for t in tables for n in t if "_" in n], "no evidence row is headed by a raw key"
+    growth = engine_flags.filter(pl.col("detector") == "activity_up_value_flat", pl.col("team_id") == GROWTH)
+    evidence = json.loads(growth.row(0, named=True)["evidence"])
+    expected = {
+        "Realised value": fmt.money(evidence["realised_value"], "USD"),
+        "Threshold": fmt.percent(evidence["threshold"], digits=1),
+        "PRs merged rise": fmt.change(evidence["prs_merged_rise"], digits=1),
+        "PRs merged, previous window": f"{evidence['prs_merged_prev']:,}",
+    }
+    assert expected["Realised value"].endswith(" USD") and expected["PRs merged rise"].endswith("%")
+    assert any(all(t.get(k) == v for k, v in expected.items()) for t in tables), expected
+
+
+def test_flag_chart_axes_read_as_dates_not_times_of_day(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    layouts = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    assert layouts
+    for layout in layouts:
+        axis = layout["xaxis"]
+        assert axis["type"] == "date" and axis["tickformat"] == "%d %b %Y"
+        first, last = axis["range"]
+        assert first < last and " 23:59" not in first
+
+
+def test_an_executive_reads_how_to_reproduce_in_words_not_a_command(
+    demo_workspace: dict[str, object], engine_flags: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "executive", monkeypatch)
+    text = rendered_text(at)
+    assert "python -m core" not in text
+    assert "the flags report gives the same numbers" in text
+    for detector in engine_flags["detector"].unique():
+        assert f"detector `{detector}`" not in text
+    admin = rendered_text(_open(demo_workspace, "admin", monkeypatch))
+    assert "python -m core report flags --format json" in admin

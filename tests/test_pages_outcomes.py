@@ -149,6 +149,8 @@ def test_learning_ledger_and_team_scores_match_the_engine(
         "none",
     }
     assert "Cost basis:" in rendered_text(at)
+    money = {"Expected value (USD)", "Cost (USD)", "Relative improvement per 1M USD"}
+    assert money <= set(backlog.columns), "every amount names its currency in the table itself"
 
 
 @pytest.mark.parametrize("page", ["outcomes", "impact", "learning"])

@@ -16,6 +16,7 @@ from core.store import settings
 from core.store.database import open_store
 from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
+from ui import format as fmt
 
 PAGE = "pages/throughput.py"
 
@@ -104,7 +105,6 @@ def test_a_delivery_lead_sees_the_engine_numbers_without_pr_counts(
         "features_refuted",
         "realised_value",
         "cost",
-        "value_to_cost",
     ]
     assert table.height == engine.height
     shown = engine.with_columns(pl.col("realised_value", "cost").fill_null(0.0))  # a period with none reads 0, not None
@@ -112,6 +112,8 @@ def test_a_delivery_lead_sees_the_engine_numbers_without_pr_counts(
         assert table[column].cast(pl.Float64).to_list() == pytest.approx(
             shown[column].cast(pl.Float64).to_list(), nan_ok=True
         ), column
+    ratios = [float(t) for t in table["value_to_cost"] if not t.startswith("—")]
+    assert ratios == pytest.approx(engine["value_to_cost"].drop_nulls().to_list(), abs=0.01)
     assert "prs_merged" not in table.columns
     assert "PRs merged" not in rendered_text(at)
 
@@ -155,3 +157,47 @@ def test_milestones_are_drawn_with_the_features_they_carried(
     assert milestones
     assert all("Milestone:" in str(t["hovertemplate"]) for t in milestones)
     assert any("FEAT-" in str(t["hovertemplate"]) for t in milestones)
+
+
+def test_the_tiles_describe_the_whole_range_with_a_mean_per_period(
+    demo_workspace: dict[str, object], expected: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    engine = _series(expected, "week", None)
+    tiles = {m.label: m for m in at.metric}
+    delivered = tiles["Delivered, range total"]
+    total = int(engine["features_delivered"].sum())
+    assert delivered.value == f"{total:,}", "the tile is the range's total, not the last week's"
+    assert delivered.delta == f"{fmt.number(total / engine.height)} per week"
+    value = tiles["Realised value, range total"].value
+    assert value.endswith(" USD") and value == fmt.money(engine["realised_value"].sum(), "USD")
+    ratio = engine["realised_value"].sum() / engine["cost"].sum()
+    assert tiles["Value ÷ cost, over the range"].value == fmt.number(ratio)
+    assert f"Totals over the {engine.height} weeks from" in rendered_text(at)
+
+
+def test_the_weekly_table_has_no_none_and_says_why_a_ratio_is_missing(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    table = _table(at)
+    assert table.null_count().sum_horizontal()[0] == 0, "no cell reads None"
+    missing = [t for t in table["value_to_cost"] if t.startswith("—")]
+    assert missing and set(missing) <= {"— (no cost attributed)", "— (no value measured)"}
+    config = at.dataframe[0].proto.columns
+    assert "Realised value (USD)" in config and "Attributed cost (USD)" in config
+
+
+def test_the_milestone_table_is_headed_by_reader_labels(
+    demo_workspace: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_workspace, "delivery_lead", monkeypatch)
+    milestones = next(f for f in at.dataframe if "features carried" in f.value.columns)
+    headings = json.loads(milestones.proto.columns)
+    assert [headings[c]["label"] for c in milestones.value.columns] == [
+        "Milestone",
+        "Date",
+        "In the week from",
+        "Features carried (count)",
+        "Features carried",
+    ]

@@ -58,6 +58,7 @@ def test_the_admin_gets_every_flag_whole_newest_and_most_severe_first(
     assert [json.loads(r["evidence"]) for r in rows] == [json.loads(e) for e in engine["evidence"]]
     growth = [r for r in rows if r["team_id"] == "GRO" and r["flag"] == "Activity up, value flat"]
     assert growth, "the planted Growth pattern is reported"
+    assert {r["currency"] for r in rows} == {"USD"}, "the evidence's money amounts name their currency"
 
 
 def test_an_executive_gets_every_flag_without_activity_numbers(

@@ -56,7 +56,8 @@ def test_throughput_csv_matches_the_engine(
     shown = pl.read_csv(io.StringIO(out.rstrip("\n") + "\n"), try_parse_dates=True)
     daily: pl.DataFrame = engine["daily"]  # type: ignore[assignment]
     expected = throughput.throughput_series(daily.lazy(), "month").collect()
-    assert shown.columns == expected.columns
+    assert shown.columns == [*expected.columns, "currency"], "money columns name their currency"
+    assert shown["currency"].unique().to_list() == ["USD"]
     for column in ("features_delivered", "features_confirmed", "features_pending", "prs_merged"):
         assert shown[column].to_list() == expected[column].to_list(), column
     assert shown["realised_value"].to_list() == pytest.approx(expected["realised_value"].to_list(), nan_ok=True)

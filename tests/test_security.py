@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -152,6 +153,17 @@ def test_hostile_text_in_user_fields_is_stored_and_shown_as_plain_text(small_wor
     store = open_store(small_workspace)
     assert users.get_user(store, "bobby").name == hostile
     assert hostile in at.dataframe[0].value["Name"].to_list()
+
+
+def test_the_users_page_heads_its_tables_with_labels_not_column_names(small_workspace: Workspace) -> None:
+    at = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "ana", PASSWORD)
+    at.switch_page(str(Path(APP).parent / "pages" / "users.py")).run()
+    assert not at.exception, at.exception
+    people, audit = at.dataframe[0], at.dataframe[1]
+    assert "Must choose a new password" in people.value.columns and "Team" in people.value.columns
+    assert not [c for c in people.value.columns if "_" in c], "no raw column name on the users table"
+    headings = json.loads(audit.proto.columns)
+    assert audit.value.columns.size and all("_" not in headings[c]["label"] for c in audit.value.columns)
 
 
 def test_signing_out_shows_the_sign_in_form_without_an_error(small_workspace: Workspace) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "count",
     "duration",
     "figure_help",
+    "headings",
     "human_label",
     "is_missing",
     "labelled",
@@ -31,6 +32,12 @@ def labelled(frame: pl.DataFrame, labels: Mapping[str, str] | None = None) -> pl
     """``frame`` with reader's column labels: ``labels`` where given, else the column name in words."""
     chosen = dict(labels or {})
     return frame.rename({c: chosen.get(c, human_label(c)) for c in frame.columns})
+
+
+def headings(frame: pl.DataFrame, labels: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A table's column headings for ``st.dataframe``: ``labels`` where given, else each column name in words."""
+    chosen = dict(labels or {})
+    return {c: chosen.get(c, human_label(c)) for c in frame.columns}
 
 
 def figure_help(value: object, explanation: str, reason: str) -> str:

@@ -203,10 +203,12 @@ def _throughput_report(context: ReportContext, args: argparse.Namespace) -> pl.D
     frames = context.frames
     team_id = _known_team(frames, args.team)
     judged = measures.judged_hypotheses(frames, measures.as_of(frames))
-    lines = measures.cost_rollup(frames, settings.load(context.store, CostSettings))
+    cost_settings = settings.load(context.store, CostSettings)
+    lines = measures.cost_rollup(frames, cost_settings)
     daily = measures.daily_throughput(frames, judged.lazy(), lines)
     series = throughput.throughput_series(daily, args.period, team_id, args.start, args.end)
-    return restrict_throughput(context.viewer, series, team_id).collect()
+    shown = restrict_throughput(context.viewer, series, team_id).collect()
+    return shown.with_columns(pl.lit(cost_settings.currency).alias("currency"))  # of realised_value and cost
 
 
 def _dora_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
@@ -281,7 +283,8 @@ def _flags_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFr
     as_of = measures.as_of(frames)
     thresholds = settings.load(context.store, FlagSettings)
     judged = measures.judged_hypotheses(frames, as_of).lazy()
-    lines = measures.cost_rollup(frames, settings.load(context.store, CostSettings))
+    cost_settings = settings.load(context.store, CostSettings)
+    lines = measures.cost_rollup(frames, cost_settings)
     flags = measures.vanity_flags(frames, judged, lines, thresholds, as_of)
     shown = apply_acknowledgements(restrict_flags(context.viewer, flags, frames, thresholds), read_acks(context.store))
     if args.hide_acknowledged:
@@ -298,6 +301,7 @@ def _flags_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFr
         "explanation",
         "suggestion",
         "evidence",
+        pl.lit(cost_settings.currency).alias("currency"),  # of the money amounts in the evidence
         "acknowledged",
         "acknowledged_by",
         "acknowledged_at",

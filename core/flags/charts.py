@@ -25,7 +25,9 @@ def flag_chart(flag: Mapping[str, object], periods: pl.LazyFrame, weekly: pl.Laz
         rows = periods.filter(pl.col("period_end") <= end)
         rows = rows.filter(pl.col("team_id").is_null() if team is None else pl.col("team_id") == team)
         return (
-            rows.select(pl.col("period_end").alias("period"), *[pl.col(m).cast(pl.Float64) for m in measures])
+            rows.select(
+                pl.col("period_end").cast(pl.Date).alias("period"), *[pl.col(m).cast(pl.Float64) for m in measures]
+            )
             .unpivot(index="period", variable_name="column", value_name="value")
             .select(
                 "period",
@@ -46,7 +48,7 @@ def flag_chart(flag: Mapping[str, object], periods: pl.LazyFrame, weekly: pl.Laz
         shown = weekly.filter(is_series, pl.col("week") <= end).sort("week").tail(26)
     return (
         shown.select(
-            pl.col("week").alias("period"),
+            pl.col("week").cast(pl.Date).alias("period"),
             pl.col("label").alias("measure"),
             "value",
             pl.when(pl.col("kind") == "outcome").then(pl.lit("value")).otherwise(pl.lit("activity")).alias("role"),
