@@ -3,7 +3,7 @@
 Times the full attribution plus the quarterly report in Polars (``core.costs.attribute_cost_rollup``, then
 ``quarterly_cost_trend``, ``trend_verdicts`` and the latest quarter's ``cost_summary``): one cold run in a
 fresh process, then the median of the warm runs. Then DuckDB SQL computes the same per-feature totals
-(every rule: direct, PR, work item, person time split, repository/team split) over the same Parquet
+(every rule: direct, PR, work item, account key, person time split, repository/team split) over the same Parquet
 files, in its own fresh process. The two engines' per-feature totals must agree to the cent. Prints the
 times, the ratio and each process's peak memory (max RSS).
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-TABLES = ("cost_events", "pull_requests", "work_items", "features", "people")
+TABLES = ("cost_events", "pull_requests", "work_items", "features", "people", "cost_keys")
 TARGET_SECONDS = 5.0
 TARGET_RATIO = 1.5
 
@@ -94,7 +94,12 @@ def _measure_polars(folder: Path, runs: int, engine: str) -> dict[str, Any]:
     for _ in range(runs + 1):
         start = time.perf_counter()
         rollup = costs.attribute_cost_rollup(
-            frames["cost_events"], frames["pull_requests"], frames["work_items"], frames["features"], frames["people"]
+            frames["cost_events"],
+            frames["pull_requests"],
+            frames["work_items"],
+            frames["features"],
+            frames["people"],
+            cost_keys=frames["cost_keys"],
         ).collect(engine=engine)  # type: ignore[arg-type]
         trend = costs.quarterly_cost_trend(rollup.lazy(), frames["features"]).collect()
         costs.trend_verdicts(trend)

@@ -26,7 +26,9 @@ from bench import references, sizes
 from bench.polars_measures import MEASURES, upstream
 from core.model.schema import ENTITIES
 
-REFERENCE_TABLES = ["features", "work_items", "pull_requests", "cost_events", "people", "deployments", "incidents"]
+REFERENCE_TABLES = [
+    *("features", "work_items", "pull_requests", "cost_events", "cost_keys", "people", "deployments", "incidents")
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,9 @@ Figures every engine computes exactly from the same Parquet snapshot:
 * ``cost_by_rule`` — per feature and rule, the money every attribution rule attributes: ``direct`` (the
   event names a known feature); ``pull_request`` (the event's PR serves a feature, through its own
   feature, its work item, or the first key in its title or branch); ``work_item`` (the event's work-item
-  key, else the key in its branch, belongs to a feature); ``time_allocation`` (the event's person was
+  key, else the key in its branch, belongs to a feature); ``account_key`` (the event's account key, else
+  its account scope, is in the key map ``cost_keys``: to a known feature, else split by the mapped person's
+  activity that week, else by the mapped team's); ``time_allocation`` (the event's person was
   active on features that week: their PRs open that week and the reviews they did, as weights) and
   ``repo_activity`` (the features with PRs open in the event's repository, else its team, that week).
   An event's money is its amount, else its quantity × the rate for its (source, detail, unit) — a small
@@ -173,10 +175,15 @@ active AS (SELECT DISTINCT kind, key, week FROM activity),
 events AS (
     SELECT e.feature_id AS tag, e.pr_id, e.work_item_key, e.person_id, e.repo, e.team_id,
            NULLIF(regexp_extract(upper(e.branch), $key, 1), '') AS branch_key,
+           CASE WHEN ka.key IS NOT NULL THEN ka.feature_id ELSE ks.feature_id END AS key_feature,
+           CASE WHEN ka.key IS NOT NULL THEN ka.person_id ELSE ks.person_id END AS key_person,
+           CASE WHEN ka.key IS NOT NULL THEN ka.team_id ELSE ks.team_id END AS key_team,
            date_trunc('week', e.occurred_at)::DATE AS week,
            coalesce(e.amount, e.quantity * r.per_unit, e.quantity * r.hours_per_unit * p.hourly_cost) AS money
     FROM cost_events e
     LEFT JOIN people p ON e.person_id = p.person_id
+    LEFT JOIN cost_keys ka ON e.account_key = ka.key
+    LEFT JOIN cost_keys ks ON e.account_scope = ks.key
     LEFT JOIN rates r ON e.source IS NOT DISTINCT FROM r.source AND e.detail IS NOT DISTINCT FROM r.detail
                      AND e.unit IS NOT DISTINCT FROM r.unit
 ),
@@ -184,32 +191,40 @@ ruled AS (
     SELECT e.money, e.week,
            CASE WHEN k.feature_id IS NOT NULL THEN 'direct'
                 WHEN pl.feature_id IS NOT NULL THEN 'pull_request'
-                WHEN coalesce(wi.feature_id, bi.feature_id) IS NOT NULL THEN 'work_item' END AS rule,
+                WHEN coalesce(wi.feature_id, bi.feature_id) IS NOT NULL THEN 'work_item'
+                WHEN kf.feature_id IS NOT NULL OR kp.kind IS NOT NULL OR kt.kind IS NOT NULL THEN 'account_key'
+                WHEN gp.kind IS NOT NULL THEN 'time_allocation'
+                WHEN gr.kind IS NOT NULL OR gt.kind IS NOT NULL THEN 'repo_activity' END AS rule,
            CASE WHEN k.feature_id IS NOT NULL THEN k.feature_id
                 WHEN pl.feature_id IS NOT NULL THEN pl.feature_id
-                ELSE coalesce(wi.feature_id, bi.feature_id) END AS feature_id,
-           CASE WHEN gp.kind IS NOT NULL THEN 'person' WHEN gr.kind IS NOT NULL THEN 'repo'
+                WHEN coalesce(wi.feature_id, bi.feature_id) IS NOT NULL THEN coalesce(wi.feature_id, bi.feature_id)
+                ELSE kf.feature_id END AS feature_id,
+           CASE WHEN kp.kind IS NOT NULL THEN 'person' WHEN kt.kind IS NOT NULL THEN 'team'
+                WHEN gp.kind IS NOT NULL THEN 'person' WHEN gr.kind IS NOT NULL THEN 'repo'
                 WHEN gt.kind IS NOT NULL THEN 'team' END AS split,
-           CASE WHEN gp.kind IS NOT NULL THEN e.person_id WHEN gr.kind IS NOT NULL THEN e.repo
+           CASE WHEN kp.kind IS NOT NULL THEN e.key_person WHEN kt.kind IS NOT NULL THEN e.key_team
+                WHEN gp.kind IS NOT NULL THEN e.person_id WHEN gr.kind IS NOT NULL THEN e.repo
                 WHEN gt.kind IS NOT NULL THEN e.team_id END AS split_key
     FROM events e
     LEFT JOIN known k ON e.tag = k.feature_id
     LEFT JOIN pr_links pl ON e.pr_id = pl.pr_id
     LEFT JOIN items wi ON e.work_item_key = wi.work_item_key
     LEFT JOIN items bi ON e.branch_key = bi.work_item_key
+    LEFT JOIN known kf ON e.key_feature = kf.feature_id
+    LEFT JOIN active kp ON kp.kind = 'person' AND kp.key = e.key_person AND kp.week = e.week
+    LEFT JOIN active kt ON kt.kind = 'team' AND kt.key = e.key_team AND kt.week = e.week
     LEFT JOIN active gp ON gp.kind = 'person' AND gp.key = e.person_id AND gp.week = e.week
     LEFT JOIN active gr ON gr.kind = 'repo' AND gr.key = e.repo AND gr.week = e.week
     LEFT JOIN active gt ON gt.kind = 'team' AND gt.key = e.team_id AND gt.week = e.week
 ),
 split_money AS (
-    SELECT split, split_key, week, sum(money) AS money FROM ruled
+    SELECT rule, split, split_key, week, sum(money) AS money FROM ruled
     WHERE feature_id IS NULL AND split IS NOT NULL GROUP BY ALL
 )
 SELECT feature_id, rule, coalesce(sum(money), 0) AS cost FROM (
     SELECT feature_id, rule, money FROM ruled WHERE feature_id IS NOT NULL
     UNION ALL
-    SELECT a.feature_id, CASE WHEN s.split = 'person' THEN 'time_allocation' ELSE 'repo_activity' END,
-           s.money * a.weight / a.total
+    SELECT a.feature_id, s.rule, s.money * a.weight / a.total
     FROM split_money s JOIN activity a ON a.kind = s.split AND a.key = s.split_key AND a.week = s.week
 ) GROUP BY feature_id, rule
 """
@@ -263,7 +278,13 @@ def duckdb_connect(folder: Any, tables: list[str]) -> Any:
     for table in tables:
         path = str(folder / f"{table}.parquet")
         connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($path)", {"path": path})
+    if "cost_events" in tables and "cost_keys" not in tables:
+        connection.execute(_NO_COST_KEYS)
     return connection
+
+
+_NO_COST_KEYS = "CREATE TABLE cost_keys (key VARCHAR, team_id VARCHAR, person_id VARCHAR, feature_id VARCHAR)"
+"""The key map of a snapshot taken before cost keys existed: no key mapped."""
 
 
 def duckdb_rates(connection: Any) -> None:
@@ -366,8 +387,23 @@ def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
         [
             *("source", "detail", "unit", "amount", "quantity", "occurred_at"),
             *("person_id", "team_id", "repo", "feature_id", "pr_id", "work_item_key", "branch"),
+            *("account_key", "account_scope"),
         ]
     ]
+    key_map = t.get("cost_keys", pd.DataFrame(columns=["key", "team_id", "person_id", "feature_id"]))
+    for column, tag in (("account_key", "ka"), ("account_scope", "ks")):
+        listed = key_map[["key", "feature_id", "person_id", "team_id"]].rename(
+            columns={
+                "key": column,
+                "feature_id": f"{tag}_feature",
+                "person_id": f"{tag}_person",
+                "team_id": f"{tag}_team",
+            }
+        )
+        events = events.merge(listed.assign(**{f"{tag}_hit": True}), on=column, how="left")
+    by_key = flag(events, "ka_hit")
+    for target in ("feature", "person", "team"):
+        events[f"key_{target}"] = events[f"ka_{target}"].where(by_key, events[f"ks_{target}"])
     events = events.merge(t["people"][["person_id", "hourly_cost"]], on="person_id", how="left")
     events = events.merge(rates, on=["source", "detail", "unit"], how="left")
     money = events["amount"].fillna(events["quantity"] * events["per_unit"])
@@ -395,12 +431,23 @@ def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
     events = events.merge(
         items.rename(columns={"work_item_key": "branch_key", "feature_id": "bi"}), on="branch_key", how="left"
     )
+    events = events.merge(
+        known[["feature_id", "known"]].rename(columns={"feature_id": "key_feature", "known": "key_known"}),
+        on="key_feature",
+        how="left",
+    )
     active = activity[["kind", "key", "week"]].drop_duplicates().assign(active=True)
-    for kind, column in (("person", "person_id"), ("repo", "repo"), ("team", "team_id")):
+    for kind, column, name in (
+        ("person", "person_id", "person"),
+        ("repo", "repo", "repo"),
+        ("team", "team_id", "team"),
+        ("person", "key_person", "key_person"),
+        ("team", "key_team", "key_team"),
+    ):
         keys = (
             active[active["kind"] == kind]
             .drop(columns="kind")
-            .rename(columns={"key": column, "active": f"{kind}_active"})
+            .rename(columns={"key": column, "active": f"{name}_active"})
         )
         events = events.merge(keys, on=[column, "week"], how="left")
 
@@ -408,24 +455,30 @@ def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
     via_pr = ~direct & events["pr_feature"].notna()
     item_feature = events["wi"].fillna(events["bi"])
     via_item = ~direct & ~via_pr & item_feature.notna()
-    rest = ~direct & ~via_pr & ~via_item
+    via_key = ~direct & ~via_pr & ~via_item & flag(events, "key_known")
+    unlinked = ~direct & ~via_pr & ~via_item & ~via_key
+    by_key_person = unlinked & flag(events, "key_person_active")
+    by_key_team = unlinked & ~by_key_person & flag(events, "key_team_active")
+    rest = unlinked & ~by_key_person & ~by_key_team
     by_person = rest & flag(events, "person_active")
     by_repo = rest & ~by_person & flag(events, "repo_active")
     by_team = rest & ~by_person & ~by_repo & flag(events, "team_active")
     split = pd.concat(
         [
             pd.DataFrame({"kind": kind, "key": events.loc[mask, column], "week": events.loc[mask, "week"]}).assign(
-                money=events.loc[mask, "money"]
+                money=events.loc[mask, "money"], rule=rule
             )
-            for kind, column, mask in (
-                ("person", "person_id", by_person),
-                ("repo", "repo", by_repo),
-                ("team", "team_id", by_team),
+            for kind, column, mask, rule in (
+                ("person", "key_person", by_key_person, "account_key"),
+                ("team", "key_team", by_key_team, "account_key"),
+                ("person", "person_id", by_person, "time_allocation"),
+                ("repo", "repo", by_repo, "repo_activity"),
+                ("team", "team_id", by_team, "repo_activity"),
             )
         ]
     )
     shared = (
-        split.groupby(["kind", "key", "week"], as_index=False)["money"]
+        split.groupby(["rule", "kind", "key", "week"], as_index=False)["money"]
         .sum(min_count=0)
         .merge(activity, on=["kind", "key", "week"])
     )
@@ -445,8 +498,15 @@ def pandas_cost_by_rule(t: dict[str, Any]) -> pl.DataFrame:
         ),
         pd.DataFrame(
             {
+                "feature_id": events.loc[via_key, "key_feature"],
+                "rule": "account_key",
+                "money": events.loc[via_key, "money"],
+            }
+        ),
+        pd.DataFrame(
+            {
                 "feature_id": shared["pr_feature"],
-                "rule": np.where(shared["kind"] == "person", "time_allocation", "repo_activity"),
+                "rule": shared["rule"],
                 "money": shared["money"] * shared["weight"] / shared["total"],
             }
         ),

@@ -107,7 +107,7 @@ def generate_demo(
         "incidents": _incidents(rng, deployments, deployment_scale, clock),
         "cost_events": _cost_events(rng, prs, people, plan, items, clock, cost_event_scale),
         "metric_observations": _observations(rng, clock, plan, planted),
-        "cost_keys": pl.DataFrame(schema=ENTITIES["cost_keys"].schema),
+        "cost_keys": _cost_keys(),
     }
     frames = {name: coerce(name, raw[name]) for name in ENTITIES}
     effects = pl.DataFrame(
@@ -1615,6 +1615,9 @@ def _llm_costs(rng: np.random.Generator, prs: pl.DataFrame, people: pl.DataFrame
     model = _pick([*models, *human_models], model_index)
     price = model.replace_strict(_LLM_PRICE_PER_MTOK, return_dtype=pl.Float64).to_numpy()
     priced = rng.random(n) < 0.65
+    team = np.where(
+        agent, _REPO_TEAM[prs["_repo"].to_numpy()[row]], _HUMAN_TEAM[np.minimum(author, len(_HUMAN_TEAM) - 1)]
+    )
     return pl.DataFrame(
         {
             "_at": at,
@@ -1627,11 +1630,47 @@ def _llm_costs(rng: np.random.Generator, prs: pl.DataFrame, people: pl.DataFrame
             "_agent": agent,
             "_repo": prs["repo"].gather(row),
             "_branch": prs["branch"].gather(row),
+            "account_key": _account_keys(team, np.where(agent, agent_rank[author], -1)),
+            "account_scope": pl.Series(np.where(model.str.starts_with("claude").to_numpy(), "Default", "proj_acme")),
         }
     ).with_columns(
         pl.when("_agent").then(pl.col("_repo")).alias("repo"),
         pl.when("_agent").then(pl.col("_branch")).alias("branch"),
     )
+
+
+_SANDBOX_KEY = "acme-sandbox"
+"""The org-wide API key some people and agents use for experiments; nobody mapped it to a team."""
+
+_HUMAN_TEAM = np.repeat(np.arange(len(_HUMANS_PER_TEAM)), _HUMANS_PER_TEAM)
+"""The team index of each human, in the order ``_people`` lists them."""
+
+
+def _agent_key_name(agent: str) -> str:
+    return agent.split("[", 1)[0].split("-", 1)[0]
+
+
+def _account_keys(team: np.ndarray, agent: np.ndarray) -> pl.Series:
+    """The API key each LLM session was billed to: its team's developer key, or the team's key for that agent.
+
+    About one session in twelve went through the shared sandbox key instead (chosen by a generator of
+    its own, so the rest of the demo draws the same numbers as before keys were added).
+    """
+    sandbox = np.random.default_rng([len(team), 12]).random(len(team)) < 1 / 12
+    teams = np.array([t.lower() for t in _TEAM_IDS])[team]
+    agents = np.array(["devs", *[_agent_key_name(a) for a, _, _ in _AGENTS]])[agent + 1]
+    keys = np.char.add(np.char.add(teams, "-"), agents)
+    return pl.Series("account_key", np.where(sandbox, _SANDBOX_KEY, keys), dtype=pl.String)
+
+
+def _cost_keys() -> pl.DataFrame:
+    """The API key map: each team's developer key to its team, each team's agent keys to the agent."""
+    rows = [{"key": f"{t.lower()}-devs", "team_id": t, "person_id": None, "feature_id": None} for t in _TEAM_IDS] + [
+        {"key": f"{t.lower()}-{_agent_key_name(a)}", "team_id": None, "person_id": a, "feature_id": None}
+        for t in _TEAM_IDS
+        for a, _, _ in _AGENTS
+    ]
+    return pl.DataFrame(rows, schema=ENTITIES["cost_keys"].schema)
 
 
 def _ci_costs(rng: np.random.Generator, prs: pl.DataFrame) -> pl.DataFrame:

@@ -192,7 +192,7 @@ with st.expander("Rates used to turn quantities into money"):
     )
     rates_right.dataframe(
         pl.DataFrame(
-            list(current.model_prices),
+            list(current.model_price_table),
             schema=["model", f"input {money}/M tokens", f"output {money}/M tokens"],
             orient="row",
         ),
@@ -200,7 +200,8 @@ with st.expander("Rates used to turn quantities into money"):
         key=f"{PAGE}.model_prices",
     )
     st.caption(
-        "CI minutes × the runner type's rate (named in the runner label, else `default`); tokens × the model's "
+        "CI minutes × the runner type's rate (named in the runner label, else `default`); CircleCI credits × "
+        f"{current.circleci_credit_price:.5f} {money}; tokens × the model's "
         f"price, plain tokens blended {current.input_token_share:.0%} input; review minutes and people hours × "
         "each person's loaded hourly cost from People. An amount given on the event is used as it is."
     )
@@ -461,10 +462,25 @@ if access.may_change_settings(me):
         )
         model_prices = st.data_editor(
             pl.DataFrame(
-                list(current.model_prices), schema=["model", "input_per_million", "output_per_million"], orient="row"
+                list(current.model_price_table),
+                schema=["model", "input_per_million", "output_per_million"],
+                orient="row",
             ).to_pandas(),
             num_rows="dynamic",
             key=f"{PAGE}.settings.model_prices",
+        )
+        credit_price = st.number_input(
+            f"CircleCI credit price ({current.currency})",
+            min_value=0.0,
+            value=float(current.circleci_credit_price),
+            step=0.0001,
+            format="%.5f",
+            key=f"{PAGE}.settings.credit",
+        )
+        st.caption(
+            "These prices are the one price setting: imports turn tokens and credits into money with them, and "
+            "attribution prices events that carry only a quantity. A model is priced by the longest name its model "
+            "string starts with (`gpt-4o-2024-08-06` → `gpt-4o`)."
         )
         share = st.slider(
             "Input share of plain token counts", 0.0, 1.0, current.input_token_share, key=f"{PAGE}.settings.share"
@@ -487,6 +503,7 @@ if access.may_change_settings(me):
                         for m, i, o in model_prices.dropna().itertuples(index=False)
                         if str(m).strip()
                     ),
+                    circleci_credit_price=float(credit_price),
                     input_token_share=float(share),
                     rules=tuple(r for r in RULES if r in rules_on),
                     currency=current.currency,

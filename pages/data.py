@@ -32,8 +32,6 @@ from ui.data_import import (
     currency_rates_setting,
     define_metrics_and_import,
     mapping_frame,
-    model_price_frame,
-    model_prices_setting,
     planned,
     proposed,
     recognised,
@@ -163,7 +161,7 @@ def render_import_settings() -> None:
     """The settings every import reads, stored under ``import.*``."""
     options = upload_options(store)
     with (
-        st.expander("Import settings: time zone, agent logins, model prices, upload limit"),
+        st.expander("Import settings: time zone, agent logins, upload limit"),
         st.form(f"{PAGE}.settings"),
     ):
         zones = sorted(zoneinfo.available_timezones() | {"UTC"})
@@ -189,22 +187,14 @@ def render_import_settings() -> None:
             key=f"{PAGE}.settings.agents",
             help="Pull request authors counted as agents besides `[bot]` logins, e.g. `devin-ai-integration`.",
         )
-        credit = right.number_input(
-            "CircleCI credit price (USD)",
-            min_value=0.0,
-            value=float(options.circleci_credit_price),
-            step=0.0001,
-            format="%.5f",
-            key=f"{PAGE}.settings.credit",
-        )
-        projects = left.text_input(
+        projects = right.text_input(
             "Work-item projects (comma-separated)",
             ", ".join(options.work_item_projects),
             key=f"{PAGE}.settings.projects",
             help="Prefixes such as `PAY, ENG`: a key in a branch name or PR title is kept only when its prefix is a "
             "project of the imported work items or one listed here, so `patch-1` is not read as a key.",
         )
-        rates = right.text_input(
+        rates = left.text_input(
             "Exchange rates into the workspace currency",
             ", ".join(f"{code}={rate:g}" for code, rate in sorted(options.currency_rates.items())),
             key=f"{PAGE}.settings.rates",
@@ -212,25 +202,15 @@ def render_import_settings() -> None:
             help="One unit of each currency in the workspace currency (Cost page settings). Cost in a currency "
             "without a rate is refused, naming its file, row and value.",
         )
-        st.markdown("**Model prices** (USD per million tokens; turn token counts into cost where an export has none)")
-        prices = st.data_editor(
-            model_price_frame(options),
-            num_rows="dynamic",
-            hide_index=True,
-            key=f"{PAGE}.settings.prices",
-            width="stretch",
-        )
         st.caption(
-            "A model is priced by the longest name its model string starts with (`gpt-4o-2024-08-06` → `gpt-4o`). "
-            "Only prices that differ from the list prices are stored; list prices can be changed, not removed."
+            "Token counts and CircleCI credits are priced from the model prices and credit price in the Cost "
+            "page's settings: the same prices attribute cost there, so a price is changed in one place."
         )
         if st.form_submit_button("Save import settings"):
             values = {
                 "import.timezone": timezone,
                 "import.agent_logins": [line.strip() for line in logins.splitlines() if line.strip()],
-                "import.model_prices": model_prices_setting(pl.DataFrame(prices)),
                 "import.max_bytes": int(max_mib) << 20,
-                "import.circleci_credit_price": float(credit),
                 "import.work_item_projects": [p.strip().upper() for p in projects.split(",") if p.strip()],
             }
             try:

@@ -40,6 +40,8 @@ PEOPLE_IDS = ["p1", "p2", "a1"]
 REPOS = ["api", "web"]
 TEAMS = ["T1", "T2"]
 KEYS = ["PAY-1", "PAY-2", "OPS-3"]
+ACCOUNT_KEYS = ["sk-1", "sk-2", "sk-3"]
+SCOPES = ["ws-a", "ws-b"]
 
 
 def _when(draw: st.DrawFn) -> datetime:
@@ -117,9 +119,19 @@ def organisations(draw: st.DrawFn) -> dict[str, pl.LazyFrame]:
                 "work_item_key": _maybe(draw, KEYS, "NOPE-1"),
                 "repo": _maybe(draw, REPOS, "infra"),
                 "branch": _maybe(draw, ["main", "bugfix/PAY-1", "ops-3-tidy"]),
+                "account_key": _maybe(draw, ACCOUNT_KEYS, "sk-unmapped"),
+                "account_scope": _maybe(draw, SCOPES),
             }
         )
+    cost_keys = []
+    for key in draw(st.lists(st.sampled_from([*ACCOUNT_KEYS, *SCOPES]), unique=True, max_size=5)):
+        target = draw(st.sampled_from(["team_id", "person_id", "feature_id"]))
+        pool = {"team_id": [*TEAMS, "T9"], "person_id": PEOPLE_IDS, "feature_id": [*known, "F9"]}[target]
+        cost_keys.append(
+            {"key": key, "team_id": None, "person_id": None, "feature_id": None, target: draw(st.sampled_from(pool))}
+        )
     return {
+        "cost_keys": _frame("cost_keys", cost_keys),
         "cost_events": _frame("cost_events", events),
         "pull_requests": _frame("pull_requests", pull_requests),
         "work_items": _frame("work_items", work_items),
@@ -136,7 +148,13 @@ def _frame(entity: str, rows: list[dict[str, object]]) -> pl.LazyFrame:
 
 def _attribute(org: dict[str, pl.LazyFrame], cost_settings: CostSettings) -> pl.DataFrame:
     return attribute_costs(
-        org["cost_events"], org["pull_requests"], org["work_items"], org["features"], org["people"], cost_settings
+        org["cost_events"],
+        org["pull_requests"],
+        org["work_items"],
+        org["features"],
+        org["people"],
+        cost_settings,
+        org["cost_keys"],
     ).collect()
 
 
@@ -194,7 +212,13 @@ def test_the_rollup_equals_the_cost_lines_summed(org: dict[str, pl.LazyFrame], o
     cost_settings = CostSettings().without(*off)
     keys = ["occurred_at", "source", "rule", "feature_id", "team_id"]
     rollup = attribute_cost_rollup(
-        org["cost_events"], org["pull_requests"], org["work_items"], org["features"], org["people"], cost_settings
+        org["cost_events"],
+        org["pull_requests"],
+        org["work_items"],
+        org["features"],
+        org["people"],
+        cost_settings,
+        org["cost_keys"],
     )
 
     def summed(frame: pl.LazyFrame) -> pl.DataFrame:
@@ -209,6 +233,26 @@ def test_the_rollup_equals_the_cost_lines_summed(org: dict[str, pl.LazyFrame], o
     assert ours.select(*keys, "lines").equals(lines.select(*keys, "lines"))
     for column in ("amount", "unpriced_events"):
         assert ours[column].to_list() == pytest.approx(lines[column].to_list(), abs=1e-6)
+
+
+@PROPERTY_SETTINGS
+@given(organisations())
+def test_an_event_goes_by_its_account_key_only_when_no_link_reaches_and_the_key_map_lists_it(
+    org: dict[str, pl.LazyFrame],
+) -> None:
+    lines = _attribute(org, CostSettings())
+    listed = set(org["cost_keys"].collect()["key"].to_list())
+    events = org["cost_events"].collect()
+    by_key = lines.filter(pl.col("rule") == "account_key").select("event_id").unique()
+    keyed = events.join(by_key, on="event_id")
+    assert keyed.select(pl.col("account_key").is_in(listed) | pl.col("account_scope").is_in(listed)).to_series().all()
+    assert lines.filter(pl.col("rule") == "account_key")["link"].str.starts_with("via account key ").all()
+    no_map = {**org, "cost_keys": org["cost_keys"].clear()}
+    without = _attribute(no_map, CostSettings())
+    assert round(without["amount"].sum(), 2) == round(lines["amount"].sum(), 2)
+    linked = lines.filter(pl.col("rule").is_in(["direct", "pull_request", "work_item"])).sort("event_id", "feature_id")
+    same = without.filter(pl.col("rule").is_in(["direct", "pull_request", "work_item"])).sort("event_id", "feature_id")
+    assert linked.select("event_id", "feature_id", "amount").equals(same.select("event_id", "feature_id", "amount"))
 
 
 @PROPERTY_SETTINGS
@@ -274,7 +318,9 @@ def _stages(org: dict[str, pl.LazyFrame]) -> tuple[pl.LazyFrame, pl.LazyFrame, p
 def test_the_unreached_events_are_exactly_the_unattributed_ones(org: dict[str, pl.LazyFrame], off: set[str]) -> None:
     cost_settings = CostSettings().without(*off)
     pr_links, items, activity = _stages(org)
-    unreached = unreached_cost_events(org["cost_events"], pr_links, items, activity, org["features"], cost_settings)
+    unreached = unreached_cost_events(
+        org["cost_events"], pr_links, items, activity, org["features"], cost_settings, org["cost_keys"]
+    )
     found = unreached.select("event_id").collect()["event_id"].to_list()
     unattributed = _attribute(org, cost_settings).filter(pl.col("rule") == "unattributed")["event_id"].to_list()
     assert sorted(found) == sorted(unattributed)
@@ -289,12 +335,14 @@ def test_a_features_candidate_events_hold_every_line_it_gets(org: dict[str, pl.L
 
     def lines(events: pl.LazyFrame, feature_id: str) -> list[tuple[object, ...]]:
         priced = price_cost_events(events, org["people"], cost_settings)
-        resolved = resolve_cost_events(priced, pr_links, items, activity, features, cost_settings)
+        resolved = resolve_cost_events(priced, pr_links, items, activity, features, cost_settings, org["cost_keys"])
         found = feature_cost_lines(resolved, activity, features, pr_links, feature_id, cost_settings).collect()
         return sorted(found.select("event_id", "share", "amount", "rule", "link").rows(), key=str)
 
     for feature_id in features.select("feature_id").collect()["feature_id"]:
         branches = branch_work_items(org["cost_events"])
-        candidates = feature_candidate_events(org["cost_events"], pr_links, items, activity, branches, feature_id)
+        candidates = feature_candidate_events(
+            org["cost_events"], pr_links, items, activity, branches, feature_id, org["cost_keys"]
+        )
         assert candidates.select(pl.col("event_id").is_duplicated().any()).collect().item() is False
         assert lines(candidates, feature_id) == lines(org["cost_events"], feature_id)

@@ -12,8 +12,9 @@ from core import users
 from core.cli import commands as cli
 from core.costs import RULE_TABLE, RULES, CostSettings, attribute_cost_rollup, attribute_costs
 from core.costs.pricing import CIRCLECI_CREDIT, MODEL_PRICES, model_price
-from core.importing import plan_import, run_import
+from core.importing import import_options, plan_import, run_import
 from core.model.schema import coerce, validate
+from core.store import settings as workspace_settings
 from core.store.database import Store, open_store
 from core.store.workspace import Workspace
 
@@ -211,6 +212,54 @@ def test_importers_price_from_the_one_table(import_store: Store, tmp_path: Path)
     assert sonnet == pytest.approx(3.0)
     assert mini == pytest.approx(0.25 + 0.1 * 2.0)
     assert costs.filter(pl.col("source") == "ci")["amount"].sum() == pytest.approx(25_000 * 0.0006)
+
+
+def test_a_price_set_once_changes_the_imported_and_the_attributed_amount(store: Store, tmp_path: Path) -> None:
+    workspace_settings.save(
+        store,
+        CostSettings(model_prices=(("claude-opus-4-5", 10.0, 50.0),), circleci_credit_price=0.001),
+        actor="admin",
+    )
+    anthropic = tmp_path / "anthropic_usage.csv"
+    anthropic.write_text(
+        "usage_date_utc,model_version,api_key,workspace,usage_type,context_window,usage_input_tokens_no_cache,"
+        "usage_input_tokens_cache_write_5m,usage_input_tokens_cache_write_1h,usage_input_tokens_cache_read,"
+        "usage_output_tokens,web_search_count,inference_geo,speed\n"
+        "2026-02-04,claude-opus-4-5-20251101,ci-agent,Default,message,≤ 200k,1000000,0,0,1000000,100000,0,"
+        "not_available,\n"
+    )
+    circleci = tmp_path / "circleci_usage.csv"
+    source = (Path(__file__).parent / "fixtures" / "imports" / "circleci_usage.csv").read_text().splitlines()
+    cells = source[1].split(",")
+    cells[-1] = "25000"
+    circleci.write_text(source[0] + "\n" + ",".join(cells) + "\n")
+    for path in (anthropic, circleci):
+        run_import(store, plan_import(path, store=store, options=import_options(store)), actor="tester")
+    imported = store.read("cost_events")
+    # 1M input × $10 + 1M cache reads × $1 (the table's 0.5 at a doubled input price) + 0.1M output × $50
+    assert imported.filter(pl.col("source") == "llm")["amount"].sum() == pytest.approx(10.0 + 1.0 + 5.0)
+    assert imported.filter(pl.col("source") == "ci")["amount"].sum() == pytest.approx(25_000 * 0.001)
+    events = _frame(
+        "cost_events",
+        [
+            {"event_id": "Q1", "occurred_at": "2026-01-06", "source": "llm", "quantity": 1e6, "unit": "input tokens",
+             "detail": "claude-opus-4-5-20251101"},
+            {"event_id": "Q2", "occurred_at": "2026-01-06", "source": "ci", "quantity": 25_000.0, "unit": "credits",
+             "detail": "medium"},
+        ],
+    )  # fmt: skip
+    saved = workspace_settings.load(store, CostSettings)
+    lines = attribute_costs(events, PULL_REQUESTS, WORK_ITEMS, FEATURES, PEOPLE, saved).collect().sort("event_id")
+    assert lines["event_amount"].to_list() == pytest.approx([10.0, 25.0])
+    rollup = attribute_cost_rollup(events, PULL_REQUESTS, WORK_ITEMS, FEATURES, PEOPLE, saved).collect()
+    assert rollup["amount"].sum() == pytest.approx(35.0)
+
+
+def test_an_unchanged_price_row_keeps_the_table_entry_and_a_bad_credit_price_is_refused() -> None:
+    assert CostSettings().model_price_map == dict(MODEL_PRICES)
+    assert CostSettings(model_prices=(("in-house-llm", 0.5, 1.0),)).model_price_map["in-house-llm"].cached_input is None
+    with pytest.raises(ValueError, match="CircleCI credit price"):
+        CostSettings(circleci_credit_price=-1.0)
 
 
 # --- python -m core report cost-lines ----------------------------------------------------------------------------

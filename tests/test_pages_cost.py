@@ -39,6 +39,7 @@ def _expected_summary(demo: dict[str, object], period: str) -> dict[str, object]
         frames["features"],
         frames["people"],
         chosen,
+        frames["cost_keys"],
     )
     store.engine.dispose()
     return costs.cost_summary(lines, frames["features"], period, chosen).collect().row(0, named=True)

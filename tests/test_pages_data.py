@@ -18,8 +18,6 @@ from tests.apptest import rendered_text, signed_in
 from ui.data_import import (
     UploadChoice,
     import_upload,
-    model_price_frame,
-    model_prices_setting,
     plan_upload,
     recognise_upload,
     save_import_settings,
@@ -146,42 +144,21 @@ def test_progress_reports_rows_so_far_up_to_the_total(empty_store: Store) -> Non
 
 
 def test_import_settings_are_stored_under_the_keys_the_importer_reads(empty_store: Store) -> None:
-    prices = model_price_frame(upload_options(empty_store))
-    edited = pl.concat(
-        [
-            prices.with_columns(
-                pl.when(pl.col("model") == "gpt-4o").then(3.0).otherwise(pl.col("input")).alias("input")
-            ),
-            pl.DataFrame(
-                {
-                    "model": ["in-house-llm"],
-                    "input": [0.5],
-                    "output": [1.0],
-                    "cached_input": [None],
-                    "cache_write": [None],
-                },
-                schema=prices.schema,
-            ),
-        ]
-    )
-    setting = model_prices_setting(edited)
-    assert set(setting) == {"gpt-4o", "in-house-llm"}
     changed = save_import_settings(
         empty_store,
         {
             "import.timezone": "Europe/Berlin",
             "import.agent_logins": ["devin-ai-integration"],
-            "import.model_prices": setting,
             "import.max_bytes": 5 << 20,
+            "import.model_prices": {"gpt-4o": {"input": 99.0, "output": 99.0}},
         },
         "admin",
     )
-    assert sorted(changed) == ["import.agent_logins", "import.max_bytes", "import.model_prices", "import.timezone"]
+    assert sorted(changed) == ["import.agent_logins", "import.max_bytes", "import.timezone"]
     options = upload_options(empty_store)
     assert options.timezone == "Europe/Berlin" and options.agent_logins == ("devin-ai-integration",)
     assert options.max_bytes == 5 << 20
-    assert options.price_of("gpt-4o-2024-08-06").input == 3.0  # type: ignore[union-attr]
-    assert options.price_of("in-house-llm-v2").output == 1.0  # type: ignore[union-attr]
+    assert options.price_of("gpt-4o-2024-08-06") == DEFAULT_MODEL_PRICES["gpt-4o"]
     assert options.price_of("gpt-5") == DEFAULT_MODEL_PRICES["gpt-5"]
     assert save_import_settings(empty_store, {"import.timezone": "Europe/Berlin"}, "admin") == []
 

@@ -25,16 +25,14 @@ from core.importing import (
     ImportOptions,
     ImportPlan,
     ImportRecord,
-    ModelPrice,
     Recognition,
-    options_from_settings,
+    import_options,
     plan_import,
     propose_mapping,
     recognise,
     run_import,
 )
 from core.importing.metric_definitions import MetricDefinition, define_metrics
-from core.importing.options import DEFAULT_MODEL_PRICES
 from core.importing.reading import check_size
 from core.model.schema import Problem
 from core.store.database import Store
@@ -48,21 +46,11 @@ UPLOAD_TYPES = ("csv", "tsv", "txt", "parquet", "xlsx", "json", "ndjson", "jsonl
 SETTING_KEYS = (
     "import.timezone",
     "import.agent_logins",
-    "import.model_prices",
     "import.max_bytes",
-    "import.circleci_credit_price",
     "import.work_item_projects",
     "import.currency_rates",
 )
-"""The workspace settings every import reads (see ``core.importing.options``)."""
-
-_PRICE_COLUMNS = {
-    "model": pl.String,
-    "input": pl.Float64,
-    "output": pl.Float64,
-    "cached_input": pl.Float64,
-    "cache_write": pl.Float64,
-}
+"""The workspace settings every import reads (see ``core.importing.options``); prices are the cost settings'."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +68,7 @@ class UploadChoice:
 
 def upload_options(store: Store, sheet: str | None = None) -> ImportOptions:
     """The import options the workspace settings give, for ``sheet`` of a workbook."""
-    return options_from_settings(store.settings("import."), sheet=sheet)
+    return import_options(store, sheet=sheet)
 
 
 def recognise_upload(store: Store, data: bytes, filename: str, sheet: str | None = None) -> Recognition:
@@ -167,8 +155,8 @@ def proposed(
 
 
 def settings_fingerprint(store: Store) -> str:
-    """A stable string of the import settings, for cache keys."""
-    return json.dumps(store.settings("import."), sort_keys=True)
+    """A stable string of the import settings and the prices they take from the cost settings, for cache keys."""
+    return json.dumps({**store.settings("import."), **store.settings("settings.cost")}, sort_keys=True)
 
 
 def run_planned(store: Store, plan: ImportPlan, actor: str, *, skip_invalid: bool) -> ImportRecord:
@@ -256,34 +244,6 @@ def with_password(url: str, password: str) -> str:
 
 
 # -- import settings ---------------------------------------------------------------------------
-def model_price_frame(options: ImportOptions) -> pl.DataFrame:
-    """The model price table (USD per million tokens) the importer uses, one model a row."""
-    rows = [
-        (model, p.input, p.output, p.cached_input, p.cache_write) for model, p in sorted(options.model_prices.items())
-    ]
-    return pl.DataFrame(rows, schema=_PRICE_COLUMNS, orient="row")
-
-
-def model_prices_setting(frame: pl.DataFrame) -> dict[str, dict[str, float | None]]:
-    """The ``import.model_prices`` setting from an edited price table: the models priced unlike the list prices."""
-    prices: dict[str, dict[str, float | None]] = {}
-    for row in frame.iter_rows(named=True):
-        model = str(row.get("model") or "").strip()
-        if not model:
-            continue
-        price = ModelPrice(
-            float(row.get("input") or 0.0),
-            float(row.get("output") or 0.0),
-            _float_or_none(row.get("cached_input")),
-            _float_or_none(row.get("cache_write")),
-        )
-        listed = DEFAULT_MODEL_PRICES.get(model)
-        numbers = ("input", "output", "cached_input", "cache_write")
-        if listed is None or any(getattr(listed, n) != getattr(price, n) for n in numbers):
-            prices[model] = {n: getattr(price, n) for n in numbers}
-    return prices
-
-
 def save_import_settings(store: Store, values: Mapping[str, Any], actor: str) -> list[str]:
     """Store the changed ``import.`` settings (each change audited); the keys that changed."""
     current = store.settings("import.")
@@ -308,7 +268,3 @@ def currency_rates_setting(text: str) -> dict[str, float]:
             raise ValueError(f"`{pair}` is not CURRENCY=RATE with a positive rate, e.g. EUR=1.08.")
         rates[code.strip().upper()] = value
     return rates
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -20,7 +20,7 @@ from core.importing.formats import FORMATS
 from core.importing.formats.gitlog import COMMAND as GITLOG_COMMAND
 from core.importing.history import import_history, run_import, undo_import
 from core.importing.metric_definitions import metrics_csv, proposed_metric, unknown_metrics
-from core.importing.options import GenericMapping, options_from_settings
+from core.importing.options import GenericMapping, import_options
 from core.importing.plan import GENERIC, plan_import, recognise
 from core.model.schema import ENTITIES
 from core.sources import connect
@@ -106,7 +106,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _import(store: Store, args: argparse.Namespace) -> int:
-    options = options_from_settings(store.settings("import."), timezone=args.timezone, repo=args.repo, sheet=args.sheet)
+    options = import_options(store, timezone=args.timezone, repo=args.repo, sheet=args.sheet)
     mapping = None
     if args.map:
         if not args.entity:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from core.costs.explanations import SPLIT_LINKS, describe_cost_lines, iso_week
-from core.costs.pricing import CIRCLECI_CREDIT, longest_prefix
+from core.costs.pricing import longest_prefix
 from core.costs.rules import DEFAULT_SETTINGS, RULE_TABLE, CostSettings, Link, Rule, Split
 from core.model.work_item_keys import first_work_item_key
 
@@ -251,7 +251,7 @@ def _rate_table(kinds: pl.LazyFrame, settings: CostSettings) -> pl.LazyFrame:
         pl.when(source == "llm")
         .then(pl.when(is_tokens).then(token_price / 1_000_000))
         .when((source == "ci") & is_credits)
-        .then(pl.lit(CIRCLECI_CREDIT.price))
+        .then(pl.lit(settings.circleci_credit_price))
         .when(source == "ci")
         .then(_minutes_per_unit(unit, default_unit=1.0) * ci_rate)
     )

@@ -103,6 +103,30 @@ def model_price(model: str | None, overrides: Mapping[str, ModelPrice] | None = 
     return table[max(matches, key=len)] if matches else None
 
 
+def model_prices_with(overrides: Iterable[tuple[str, float, float]] = ()) -> dict[str, ModelPrice]:
+    """The one model price table with the cost setting's ``(model, input, output)`` rows overriding its entries.
+
+    A row equal to the table's entry leaves that entry (and its source) as it is. A changed row keeps
+    the cached-input and cache-write prices in the ratio to the input price of the family it falls in
+    (none for a model of no known family: importers then price cache tokens as input).
+    """
+    prices = dict(MODEL_PRICES)
+    for model, i, o in overrides:
+        name, per_input, per_output = str(model).strip(), float(i), float(o)
+        listed = model_price(name)
+        if listed is not None and name in MODEL_PRICES and (listed.input, listed.output) == (per_input, per_output):
+            continue
+        scale = per_input / listed.input if listed is not None and listed.input else None
+        prices[name] = ModelPrice(
+            per_input,
+            per_output,
+            None if scale is None or listed is None or listed.cached_input is None else listed.cached_input * scale,
+            None if scale is None or listed is None or listed.cache_write is None else listed.cache_write * scale,
+            "the cost setting model_prices",
+        )
+    return prices
+
+
 def model_price_rows(overrides: Iterable[tuple[str, float, float]] = ()) -> tuple[tuple[str, float, float], ...]:
     """The table as ``(model, input, output)`` rows, with ``overrides`` replacing or adding entries."""
     rows = {model: (p.input, p.output) for model, p in MODEL_PRICES.items()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from core.costs.pricing import ci_rate_rows, model_price_rows
+from core.costs.pricing import CIRCLECI_CREDIT, ModelPrice, ci_rate_rows, model_price_rows, model_prices_with
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,9 @@ RULE_LABELS: dict[str, str] = {rule.name: rule.explanation for rule in RULE_TABL
 class CostSettings:
     """Rates that turn quantities into money, and which attribution rules are on.
 
-    ``model_prices`` and ``ci_rates`` are the one price table (``core.costs.pricing``) as rows; a
-    saved setting overrides the entries it lists and leaves the others as the table has them.
+    ``model_prices``, ``ci_rates`` and ``circleci_credit_price`` are the one price table
+    (``core.costs.pricing``) as rows; a saved setting overrides the entries it lists and leaves the
+    others as the table has them. Importers and attribution both price from this one setting.
     """
 
     GROUP: ClassVar[str] = "cost"
@@ -110,6 +111,7 @@ class CostSettings:
 
     ci_rates: tuple[tuple[str, float], ...] = ci_rate_rows()
     model_prices: tuple[tuple[str, float, float], ...] = model_price_rows()
+    circleci_credit_price: float = CIRCLECI_CREDIT.price
     input_token_share: float = 0.75
     rules: tuple[str, ...] = RULES
     currency: str = "USD"
@@ -120,6 +122,8 @@ class CostSettings:
             raise ValueError(f"unknown attribution rule {unknown[0]!r}; known rules: {', '.join(RULES)}")
         if not 0.0 <= self.input_token_share <= 1.0:
             raise ValueError("input_token_share must be between 0 and 1")
+        if not self.circleci_credit_price >= 0.0:
+            raise ValueError(f"the CircleCI credit price must be 0 or more, not {self.circleci_credit_price!r}")
 
     def without(self, *rules: str) -> CostSettings:
         """These settings with ``rules`` switched off."""
@@ -136,6 +140,11 @@ class CostSettings:
     def model_price_table(self) -> tuple[tuple[str, float, float], ...]:
         """The one model price table with this setting's entries overriding it."""
         return model_price_rows(self.model_prices)
+
+    @property
+    def model_price_map(self) -> dict[str, ModelPrice]:
+        """The one model price table with this setting's entries overriding it, with cache prices (importers)."""
+        return model_prices_with(self.model_prices)
 
     def enabled(self) -> tuple[Rule, ...]:
         """The rules of ``RULE_TABLE`` that are on, in order of trust."""

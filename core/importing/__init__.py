@@ -15,7 +15,7 @@ row, column, value and what was expected.
 from core.importing.errors import ImportFailed
 from core.importing.formats import FORMATS
 from core.importing.history import ImportRecord, import_history, run_import, undo_import
-from core.importing.options import GenericMapping, ImportOptions, ModelPrice, options_from_settings
+from core.importing.options import GenericMapping, ImportOptions, ModelPrice, import_options, options_from_settings
 from core.importing.plan import (
     GENERIC,
     ImportPlan,
@@ -41,6 +41,7 @@ __all__ = [
     "Recognition",
     "excel_sheets",
     "import_history",
+    "import_options",
     "options_from_settings",
     "plan_frames",
     "plan_import",

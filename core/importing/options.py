@@ -1,9 +1,11 @@
 """What an import may be told beyond the file: time zone, agent logins, model prices, a column mapping.
 
 Workspace settings hold the defaults (``import.timezone``, ``import.agent_logins``,
-``import.model_prices``, ``import.max_bytes``, ``import.circleci_credit_price``,
-``import.work_item_projects``, ``import.currency_rates``, ``import.date_range``);
-:func:`options_from_settings` reads them so the Data page and the CLI import alike.
+``import.max_bytes``, ``import.work_item_projects``, ``import.currency_rates``,
+``import.date_range``); :func:`import_options` reads them so the Data page and the CLI import
+alike. Prices are not an import setting: tokens and CircleCI credits are priced from the cost
+settings (``CostSettings.model_prices``, ``CostSettings.circleci_credit_price``), the same one
+setting attribution prices from, so a price changed once changes both.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from datetime import date
 from typing import Any
 
 from core.costs.pricing import CIRCLECI_CREDIT, MODEL_PRICES, ModelPrice, model_price
+from core.costs.rules import DEFAULT_SETTINGS, CostSettings
 from core.importing.reading import DEFAULT_MAX_BYTES
 from core.model.schema import DATE_RANGE
+from core.store import settings as workspace_settings
+from core.store.database import Store
 
 DEFAULT_MODEL_PRICES: Mapping[str, ModelPrice] = MODEL_PRICES
-"""The one price table (``core.costs.pricing``); the ``import.model_prices`` setting overrides its entries."""
+"""The one price table (``core.costs.pricing``); the cost setting ``model_prices`` overrides its entries."""
 
 CIRCLECI_CREDIT_PRICE = CIRCLECI_CREDIT.price
-"""USD per CircleCI credit from the one price table unless ``import.circleci_credit_price`` says otherwise."""
+"""USD per CircleCI credit from the one price table unless the cost setting ``circleci_credit_price`` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -68,26 +73,25 @@ class ImportOptions:
         return model_price(model, self.model_prices)
 
 
-def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> ImportOptions:
-    """Import options from workspace settings (``store.settings("import.")``), then ``overrides``."""
+def import_options(store: Store, **overrides: Any) -> ImportOptions:
+    """The import options of a workspace (``import.*`` and the cost settings' prices), then ``overrides``."""
+    return options_from_settings(
+        store.settings("import."), cost=workspace_settings.load(store, CostSettings), **overrides
+    )
+
+
+def options_from_settings(
+    settings: Mapping[str, Any], cost: CostSettings = DEFAULT_SETTINGS, **overrides: Any
+) -> ImportOptions:
+    """Import options from ``import.*`` settings and the prices of the cost settings ``cost``, then ``overrides``."""
     options = ImportOptions()
-    prices = dict(options.model_prices)
-    for key, value in dict(settings.get("import.model_prices") or {}).items():
-        if isinstance(value, Mapping):
-            prices[str(key)] = ModelPrice(
-                float(value.get("input", 0.0)),
-                float(value.get("output", 0.0)),
-                _float_or_none(value.get("cached_input")),
-                _float_or_none(value.get("cache_write")),
-                "the import.model_prices setting",
-            )
     options = replace(
         options,
         timezone=str(settings.get("import.timezone") or options.timezone),
         agent_logins=tuple(str(a) for a in settings.get("import.agent_logins") or ()),
-        model_prices=prices,
+        model_prices=cost.model_price_map,
         max_bytes=int(settings.get("import.max_bytes") or options.max_bytes),
-        circleci_credit_price=float(settings.get("import.circleci_credit_price") or options.circleci_credit_price),
+        circleci_credit_price=cost.circleci_credit_price,
         work_item_projects=tuple(str(p).strip().upper() for p in settings.get("import.work_item_projects") or ()),
         currency_rates={
             str(k).strip().upper(): float(r) for k, r in dict(settings.get("import.currency_rates") or {}).items()
@@ -95,10 +99,6 @@ def options_from_settings(settings: Mapping[str, Any], **overrides: Any) -> Impo
         date_range=_date_range(settings.get("import.date_range")) or options.date_range,
     )
     return replace(options, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _date_range(value: Any) -> tuple[date, date] | None:

@@ -44,7 +44,7 @@ from core.access import Viewer, may_manage_connections
 from core.importing.errors import ImportFailed
 from core.importing.formats.base import ROW, Mapped, with_rows
 from core.importing.history import ImportRecord, Progress, run_import
-from core.importing.options import options_from_settings
+from core.importing.options import import_options
 from core.importing.plan import ImportPlan, plan_frames
 from core.model.schema import ENTITIES
 from core.sources.devlake import devlake_frames
@@ -368,7 +368,7 @@ def refresh(
 # -- internals ----------------------------------------------------------------------------
 def _mapped(store: Store, connection: Connection, limit: int | None) -> Mapped:
     url = _source_url(store, connection)
-    options = options_from_settings(store.settings("import."))
+    options = import_options(store)
     if connection.preset == "devlake":
         return devlake_frames(lambda sql: read_query(url, sql, limit), options)
     if not connection.mappings:

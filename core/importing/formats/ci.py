@@ -17,8 +17,8 @@ costs, Copilot lines ``llm``, other products ``other``. Identical lines are sepa
 The CircleCI usage export (API v2 ``/usage``) has one line per job run with
 ``PROJECT_NAME``, ``VCS_URL``, ``VCS_BRANCH``, ``WORKFLOW_NAME``, ``JOB_NAME``, ``JOB_ID``,
 ``JOB_RUN_STARTED_AT``, ``RESOURCE_CLASS``, ``JOB_RUN_SECONDS``, ``TOTAL_CREDITS`` ... and
-writes nulls as a literal ``\\N``. Credits become money at the CircleCI credit price (setting
-``import.circleci_credit_price``); the branch's work-item key is kept for attribution, the
+writes nulls as a literal ``\\N``. Credits become money at the CircleCI credit price (cost
+setting ``circleci_credit_price``); the branch's work-item key is kept for attribution, the
 pipeline's trigger user as the account key and the project as the account scope.
 """
 

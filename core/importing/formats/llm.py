@@ -22,7 +22,7 @@ Each event keeps the provider's account identifiers for the key map (entity ``co
 Anthropic ``api_key`` as the account key and ``workspace`` as its scope; OpenAI ``api_key_id``
 (else ``user_id``) as the key and ``project_id`` as the scope.
 
-Where only tokens are given, the model price table (setting ``import.model_prices``) turns
+Where only tokens are given, the one model price table (cost setting ``model_prices``) turns
 them into money; a model with no price keeps its tokens and an empty amount.
 """
 
@@ -319,7 +319,7 @@ def _unpriced_note(priced: pl.DataFrame, model: pl.Expr) -> tuple[str, ...]:
         return ()
     return (
         f"No price for model(s) {', '.join(missing.to_list())}: their tokens are kept without an amount; "
-        "add them to the model price table (setting `import.model_prices`).",
+        "add them to the model prices in the Cost page's settings.",
     )
 
 
