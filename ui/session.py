@@ -29,6 +29,10 @@ _SIGNED_IN_AT = "tl.signed_in_at"
 _DELETE_COOKIE = "tl.delete_cookie"
 _ENDED = "tl.session_ended"
 _LOCAL_ADDRESS = "local"
+_USERNAME = "signin.username"
+_PASSWORD = "signin.password"
+_REFUSED = "tl.signin_refused"
+_SET_COOKIE = "tl.set_cookie"
 
 
 def current_store() -> Store:
@@ -74,11 +78,13 @@ def sign_in(store: Store) -> Viewer | None:
     st.session_state["tl.authenticator"] = authenticator
     if st.session_state.pop(_DELETE_COOKIE, False):
         authenticator.cookie_controller.delete_cookie()
-    user = _signed_in_user(store)
+    user = _signed_in_user(store) or _resume_from_cookie(store)
     if user is None:
-        user = _resume_from_cookie(store) or _sign_in_form(store, authenticator)
-    if user is None:
+        _sign_in_form(store)
         return None
+    if st.session_state.get(_SET_COOKIE):
+        authenticator.cookie_controller.set_cookie()
+        st.session_state.pop(_SET_COOKIE, None)
     current = Viewer(username=user.username, name=user.name, role=user.role, team_id=user.team_id)
     st.session_state[_VIEWER] = current
     st.session_state["tl.must_change_password"] = user.must_change_password
@@ -143,29 +149,40 @@ def _resume_from_cookie(store: Store) -> users.User | None:
     return user
 
 
-def _sign_in_form(store: Store, authenticator: stauth.Authenticate) -> users.User | None:
-    """Draw the sign-in form; on a submit that is accepted, the user (and the cookie is set)."""
+def _sign_in_form(store: Store) -> None:
+    """Draw the sign-in form; its submit is checked in the button's callback (see ``_submit_sign_in``)."""
     if st.session_state.pop(_ENDED, False):
         st.info("Your session ended (signed out elsewhere, or the password changed). Sign in again.")
-    slot = st.empty()
-    with slot.form("signin"):
+    with st.form("signin"):
         st.subheader("Sign in to Throughline")
-        username = st.text_input("Username", autocomplete="off")
-        password = st.text_input("Password", type="password", autocomplete="off")
-        submitted = st.form_submit_button("Sign in")
-    if not submitted:
-        return None
+        st.text_input("Username", autocomplete="off", key=_USERNAME)
+        st.text_input("Password", type="password", autocomplete="off", key=_PASSWORD)
+        st.form_submit_button("Sign in", on_click=_submit_sign_in, args=(store,))
+    refused = st.session_state.get(_REFUSED)
+    if refused:
+        st.error(refused)
+        st.session_state.pop(_REFUSED, None)
+
+
+def _submit_sign_in(store: Store) -> None:
+    """Check the submitted name and password; on success remember the user and ask for the cookie.
+
+    This runs as the button's callback, before the script body, so a rerun that interrupts the
+    body (the cookie component's first value arrives a moment after the page loads) cannot lose
+    the submit: the outcome is already in the session state when the next run starts.
+    """
+    username, password = st.session_state.get(_USERNAME) or "", st.session_state.get(_PASSWORD) or ""
     attempt = users.attempt_sign_in(
         store, username, password, _guard(store.workspace.home.as_posix()), client_address()
     )
     if attempt.user is None:
         time.sleep(min(attempt.failures, 4) * 0.5)
-        st.error(attempt.message)
-        return None
-    slot.empty()
+        st.session_state[_REFUSED] = attempt.message
+        return
+    st.session_state[_PASSWORD] = ""
+    st.session_state.pop(_REFUSED, None)
     _remember(attempt.user, utc_now())
-    authenticator.cookie_controller.set_cookie()
-    return attempt.user
+    st.session_state[_SET_COOKIE] = True
 
 
 def _remember(user: users.User, began: datetime) -> None:
