@@ -272,7 +272,7 @@ def test_a_sign_in_survives_a_rerun_that_interrupts_the_submitted_run(
     from ui import session
 
     calls: list[int] = []
-    original = session.stauth.Authenticate
+    original = session._signed_in_user
 
     def interrupted_once(*args: object, **kwargs: object) -> object:
         calls.append(1)
@@ -280,7 +280,7 @@ def test_a_sign_in_survives_a_rerun_that_interrupts_the_submitted_run(
             st.rerun()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(session.stauth, "Authenticate", interrupted_once)
+    monkeypatch.setattr(session, "_signed_in_user", interrupted_once)
     at = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "ana", PASSWORD)
     assert not at.exception, at.exception
     assert len(calls) == 3  # the first run, the interrupted one, and the rerun
