@@ -99,15 +99,9 @@ def wait_idle(page: object, timeout: float = 60_000) -> None:
 
 
 def open_sign_in(page: object, url: str) -> None:
-    """Open the app and wait until the sign-in form is settled.
-
-    The cookie component reruns the script once after it loads; typing before that rerun
-    would be lost, as it would for a person typing in the first second.
-    """
+    """Open the app and wait for the sign-in form (no cookie component runs there, so no late rerun)."""
     page.goto(url)  # type: ignore[attr-defined]
     page.get_by_role("textbox", name="Username").wait_for(timeout=60_000)  # type: ignore[attr-defined]
-    wait_idle(page)
-    page.wait_for_timeout(1_500)  # type: ignore[attr-defined]
     wait_idle(page)
 
 

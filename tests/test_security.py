@@ -273,3 +273,28 @@ def test_names_from_imported_data_are_shown_as_text_never_as_markdown(
         assert not [s for s in sources if "![x](" in s], page  # no image a browser would fetch
         shown += [s for s in sources if escaped in s]
     assert len(shown) >= 3, shown  # the names are there, as literal text
+
+
+def test_a_sign_in_survives_a_rerun_that_interrupts_the_submitted_run(
+    small_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cookie component's first value reruns the script; landing in the submit's run, it keeps the click."""
+    import streamlit as st
+
+    from ui import session
+
+    calls: list[int] = []
+    original = session._signed_in_user
+
+    def interrupted_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:  # the run that carries the Sign in click: a rerun arrives before the form is drawn
+            st.rerun()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(session, "_signed_in_user", interrupted_once)
+    at = _attempt(AppTest.from_file(APP, default_timeout=60).run(), "ana", PASSWORD)
+    assert not at.exception, at.exception
+    assert len(calls) == 3  # the first run, the interrupted one, and the rerun
+    assert [t.label for t in at.text_input] == []
+    assert "Ana" in " ".join(m.value for m in at.sidebar.markdown)

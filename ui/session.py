@@ -1,7 +1,9 @@
 """The signed-in session: the workspace store, sign-in, the viewer, and the checks every rerun makes.
 
 Users live in the workspace database. ``core.users.attempt_sign_in`` checks the password and the
-lock-out in the database; streamlit-authenticator only keeps the sign-in cookie. Every rerun
+lock-out in the database; the sign-in cookie is a signed token written by a small cookie component
+drawn only while a cookie is to be set or deleted (drawn on every run, its first value would rerun
+the script a moment after the page loads and swallow a sign-in typed in that moment). Every rerun
 checks the session is still valid (user exists and is enabled, not signed out elsewhere, password
 unchanged since the session began), so signing out or a password reset ends every open session.
 """
@@ -13,9 +15,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import extra_streamlit_components
 import jwt
 import streamlit as st
-import streamlit_authenticator as stauth
+import streamlit.components.v1 as components
 
 from core import bootstrap, derived, users
 from core.access import Viewer
@@ -29,6 +32,13 @@ _SIGNED_IN_AT = "tl.signed_in_at"
 _DELETE_COOKIE = "tl.delete_cookie"
 _ENDED = "tl.session_ended"
 _LOCAL_ADDRESS = "local"
+_USERNAME = "signin.username"
+_PASSWORD = "signin.password"
+_REFUSED = "tl.signin_refused"
+_SET_COOKIE = "tl.set_cookie"
+_COOKIE_WRITER = components.declare_component(
+    "cookie_writer", path=str(Path(extra_streamlit_components.__file__).parent / "CookieManager" / "frontend" / "build")
+)
 
 
 def current_store() -> Store:
@@ -64,20 +74,10 @@ def viewer() -> Viewer:
 
 def sign_in(store: Store) -> Viewer | None:
     """Check the session, or draw the sign-in form; the signed-in viewer, or None while signed out."""
-    authenticator = stauth.Authenticate(
-        {"usernames": {}},
-        cookie_name=COOKIE_NAME,
-        cookie_key=cookie_key(store.workspace),
-        cookie_expiry_days=COOKIE_EXPIRY_DAYS,
-        auto_hash=False,
-    )
-    st.session_state["tl.authenticator"] = authenticator
-    if st.session_state.pop(_DELETE_COOKIE, False):
-        authenticator.cookie_controller.delete_cookie()
-    user = _signed_in_user(store)
+    _write_cookie()
+    user = _signed_in_user(store) or _resume_from_cookie(store)
     if user is None:
-        user = _resume_from_cookie(store) or _sign_in_form(store, authenticator)
-    if user is None:
+        _sign_in_form(store)
         return None
     current = Viewer(username=user.username, name=user.name, role=user.role, team_id=user.team_id)
     st.session_state[_VIEWER] = current
@@ -93,6 +93,7 @@ def sign_out_button(store: Store) -> None:
         if isinstance(username, str):
             users.end_sessions(store, username)
         _forget_session()
+        st.session_state.pop(_SET_COOKIE, None)
         st.session_state[_DELETE_COOKIE] = True
 
     st.sidebar.button("Sign out", key="signout", on_click=_sign_out)
@@ -101,8 +102,7 @@ def sign_out_button(store: Store) -> None:
 def keep_session_after_own_password_change(changed_at: datetime) -> None:
     """The person who just changed their password keeps this session (their other sessions end)."""
     st.session_state[_SIGNED_IN_AT] = changed_at
-    authenticator: stauth.Authenticate = st.session_state["tl.authenticator"]
-    authenticator.cookie_controller.set_cookie()
+    _ask_for_cookie(str(st.session_state["username"]), current_store())
 
 
 def client_address() -> str:
@@ -143,29 +143,63 @@ def _resume_from_cookie(store: Store) -> users.User | None:
     return user
 
 
-def _sign_in_form(store: Store, authenticator: stauth.Authenticate) -> users.User | None:
-    """Draw the sign-in form; on a submit that is accepted, the user (and the cookie is set)."""
+def _sign_in_form(store: Store) -> None:
+    """Draw the sign-in form; its submit is checked in the button's callback (see ``_submit_sign_in``)."""
     if st.session_state.pop(_ENDED, False):
         st.info("Your session ended (signed out elsewhere, or the password changed). Sign in again.")
-    slot = st.empty()
-    with slot.form("signin"):
+    with st.form("signin"):
         st.subheader("Sign in to Throughline")
-        username = st.text_input("Username", autocomplete="off")
-        password = st.text_input("Password", type="password", autocomplete="off")
-        submitted = st.form_submit_button("Sign in")
-    if not submitted:
-        return None
+        st.text_input("Username", autocomplete="off", key=_USERNAME)
+        st.text_input("Password", type="password", autocomplete="off", key=_PASSWORD)
+        st.form_submit_button("Sign in", on_click=_submit_sign_in, args=(store,))
+    refused = st.session_state.get(_REFUSED)
+    if refused:
+        st.error(refused)
+        st.session_state.pop(_REFUSED, None)
+
+
+def _submit_sign_in(store: Store) -> None:
+    """Check the submitted name and password; on success remember the user and ask for the cookie.
+
+    This runs as the button's callback, before the script body, so a rerun that interrupts the
+    body (the cookie component's first value arrives a moment after the page loads) cannot lose
+    the submit: the outcome is already in the session state when the next run starts.
+    """
+    username, password = st.session_state.get(_USERNAME) or "", st.session_state.get(_PASSWORD) or ""
     attempt = users.attempt_sign_in(
         store, username, password, _guard(store.workspace.home.as_posix()), client_address()
     )
     if attempt.user is None:
         time.sleep(min(attempt.failures, 4) * 0.5)
-        st.error(attempt.message)
-        return None
-    slot.empty()
+        st.session_state[_REFUSED] = attempt.message
+        return
+    st.session_state[_PASSWORD] = ""
+    st.session_state.pop(_REFUSED, None)
     _remember(attempt.user, utc_now())
-    authenticator.cookie_controller.set_cookie()
-    return attempt.user
+    _ask_for_cookie(attempt.user.username, store)
+
+
+def _ask_for_cookie(username: str, store: Store) -> None:
+    """Have the browser keep a signed sign-in cookie for ``username`` (written by the next runs)."""
+    expires = datetime.now() + timedelta(days=COOKIE_EXPIRY_DAYS)
+    token = jwt.encode({"username": username, "exp_date": expires.timestamp()}, cookie_key(store.workspace), "HS256")
+    st.session_state.pop(_DELETE_COOKIE, None)
+    st.session_state[_SET_COOKIE] = (token, expires.isoformat())
+
+
+def _write_cookie() -> None:
+    """Draw the cookie component while a cookie is to be set or deleted, until the browser says it is done."""
+    pending = st.session_state.get(_SET_COOKIE)
+    if pending:
+        token, expires = pending
+        options = {"path": "/", "expires": expires, "sameSite": "strict"}
+        done = _COOKIE_WRITER(method="set", cookie=COOKIE_NAME, value=token, options=options, key=_SET_COOKIE)
+        if done:
+            st.session_state.pop(_SET_COOKIE, None)
+    elif st.session_state.get(_DELETE_COOKIE) and _COOKIE_WRITER(
+        method="delete", cookie=COOKIE_NAME, key=_DELETE_COOKIE, default=False
+    ):
+        st.session_state.pop(_DELETE_COOKIE, None)
 
 
 def _remember(user: users.User, began: datetime) -> None:
