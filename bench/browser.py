@@ -197,7 +197,7 @@ def browser_timings(url: str, logins: dict[str, str], runs: int, teams: int) -> 
             if page_id == "throughput":
                 for k in range(runs):
                     label = THROUGHPUT_PERIODS[k % 3].capitalize()
-                    button = page.locator(".st-key-throughput-period").get_by_role("button", name=label)
+                    button = page.locator(".st-key-throughput-period").get_by_text(label, exact=True)
                     out.setdefault(f"{page_id}.period", []).append(
                         _timed(page, frames, f"{page_id}.period", button.click)
                     )
