@@ -251,78 +251,85 @@ table(
 
 # --- Drill into one feature -------------------------------------------------------------------------------------
 
-st.subheader("One feature's cost")
-choices = per_feature.select("feature_id", "name", "team_id", "stage")
-labels = dict(
-    choices.select(
-        "feature_id", pl.format("{} · {} ({})", "feature_id", pl.col("name").fill_null(""), "stage").alias("label")
-    ).iter_rows()
-)
-feature_team = dict(zip(choices["feature_id"], choices["team_id"], strict=True))
-chosen = st.selectbox(
-    "Feature",
-    [None, *labels],
-    format_func=lambda f: "Choose a feature …" if f is None else labels[f],
-    key=f"{PAGE}.feature",
-)
-if chosen is not None:
-    row = per_feature.filter(pl.col("feature_id") == chosen).row(0, named=True)
-    split = pl.DataFrame(
-        {
-            "source": list(SOURCE_LABELS.values()),
-            f"cost ({money})": [row[f"cost_{s}"] for s in SOURCE_LABELS],
-        }
+
+@st.fragment
+def feature_drill_down() -> None:
+    """One feature's cost by source and its cost lines; choosing another feature reruns only this part."""
+    st.subheader("One feature's cost")
+    choices = per_feature.select("feature_id", "name", "team_id", "stage")
+    labels = dict(
+        choices.select(
+            "feature_id", pl.format("{} · {} ({})", "feature_id", pl.col("name").fill_null(""), "stage").alias("label")
+        ).iter_rows()
     )
-    st.markdown(f"**{plain(labels[chosen])}** — {amount(row['cost'])} up to the end of {period.label}, by source:")
-    st.dataframe(
-        split,
-        hide_index=True,
-        key=f"{PAGE}.feature_split",
-        column_config={f"cost ({money})": st.column_config.NumberColumn(format="%.2f")},
+    feature_team = dict(zip(choices["feature_id"], choices["team_id"], strict=True))
+    chosen = st.selectbox(
+        "Feature",
+        [None, *labels],
+        format_func=lambda f: "Choose a feature …" if f is None else labels[f],
+        key=f"{PAGE}.feature",
     )
-    chosen_team = feature_team.get(chosen)
-    lines = caches.feature_cost_lines(data, chosen).filter(pl.col("occurred_at") < period.end)
-    if access.may_see_detail(me, chosen_team):
-        visible = access.restrict(me, lines.lazy(), level="outcome", detail=True).collect()
-        st.caption(f"{visible.height:,} cost lines; each says which link attributed it to this feature.")
-        for source, label in SOURCE_LABELS.items():
-            part = visible.filter(pl.col("source") == source)
-            if part.height:
-                with st.expander(f"{label}: {part['amount'].sum():,.2f} {money} · {part.height:,} lines"):
-                    table(
-                        part.select(
-                            "occurred_at",
-                            "event_id",
-                            "detail",
-                            "quantity",
-                            "unit",
-                            "pricing",
-                            "share",
-                            "amount",
-                            "link",
-                        ),
-                        key=f"{PAGE}.lines.{source}",
-                    )
-    elif access.may_see(me, "output", chosen_team):
-        paths = (
-            lines.group_by("source", "rule")
-            .agg(pl.len().alias("cost lines"), pl.col("amount").sum().alias(f"amount ({money})"))
-            .with_columns(
-                pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source")),
-                pl.col("rule").replace_strict(RULE_LABELS, default=pl.col("rule")).alias("attributed by"),
+    if chosen is not None:
+        row = per_feature.filter(pl.col("feature_id") == chosen).row(0, named=True)
+        split = pl.DataFrame(
+            {
+                "source": list(SOURCE_LABELS.values()),
+                f"cost ({money})": [row[f"cost_{s}"] for s in SOURCE_LABELS],
+            }
+        )
+        st.markdown(f"**{plain(labels[chosen])}** — {amount(row['cost'])} up to the end of {period.label}, by source:")
+        st.dataframe(
+            split,
+            hide_index=True,
+            key=f"{PAGE}.feature_split",
+            column_config={f"cost ({money})": st.column_config.NumberColumn(format="%.2f")},
+        )
+        chosen_team = feature_team.get(chosen)
+        lines = caches.feature_cost_lines(data, chosen).filter(pl.col("occurred_at") < period.end)
+        if access.may_see_detail(me, chosen_team):
+            visible = access.restrict(me, lines.lazy(), level="outcome", detail=True).collect()
+            st.caption(f"{visible.height:,} cost lines; each says which link attributed it to this feature.")
+            for source, label in SOURCE_LABELS.items():
+                part = visible.filter(pl.col("source") == source)
+                if part.height:
+                    with st.expander(f"{label}: {part['amount'].sum():,.2f} {money} · {part.height:,} lines"):
+                        table(
+                            part.select(
+                                "occurred_at",
+                                "event_id",
+                                "detail",
+                                "quantity",
+                                "unit",
+                                "pricing",
+                                "share",
+                                "amount",
+                                "link",
+                            ),
+                            key=f"{PAGE}.lines.{source}",
+                        )
+        elif access.may_see(me, "output", chosen_team):
+            paths = (
+                lines.group_by("source", "rule")
+                .agg(pl.len().alias("cost lines"), pl.col("amount").sum().alias(f"amount ({money})"))
+                .with_columns(
+                    pl.col("source").replace_strict(SOURCE_LABELS, default=pl.col("source")),
+                    pl.col("rule").replace_strict(RULE_LABELS, default=pl.col("rule")).alias("attributed by"),
+                )
+                .sort("source", "attributed by")
+                .select("source", "attributed by", "cost lines", f"amount ({money})")
             )
-            .sort("source", "attributed by")
-            .select("source", "attributed by", "cost lines", f"amount ({money})")
-        )
-        table(
-            paths,
-            key=f"{PAGE}.paths",
-            **{f"amount ({money})": st.column_config.NumberColumn(format="%.2f")},
-            caption="This feature's cost lines grouped by source and by the link that attributed them; the "
-            "per-PR and per-person lines are shown to the team's own lead.",
-        )
-    else:
-        st.caption("Per-line detail is shown to the team's own lead; this view shows the split by source.")
+            table(
+                paths,
+                key=f"{PAGE}.paths",
+                **{f"amount ({money})": st.column_config.NumberColumn(format="%.2f")},
+                caption="This feature's cost lines grouped by source and by the link that attributed them; the "
+                "per-PR and per-person lines are shown to the team's own lead.",
+            )
+        else:
+            st.caption("Per-line detail is shown to the team's own lead; this view shows the split by source.")
+
+
+feature_drill_down()
 
 # --- Unattributed -----------------------------------------------------------------------------------------------
 

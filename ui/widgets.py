@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 
 MAX_TABLE_ROWS = 2_000
+LAZY_TABLE_ROWS = 200
+"""Above this many rows a table is sent as the rows in view, the rest fetched as the reader scrolls."""
 _MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|~:$&=^\"'")
 
 
@@ -54,7 +56,15 @@ def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_co
     """A table of at most ``MAX_TABLE_ROWS`` rows, saying so when it was cut."""
     shown = frame.head(MAX_TABLE_ROWS)
     # As Arrow: Streamlit serialises an Arrow table as it is, where a Polars frame takes a detour through pandas.
-    st.dataframe(shown.to_arrow(), key=key, hide_index=True, column_config=column_config or None)
+    # A long table goes lazily: every rerun would otherwise send all its rows (DORA's per-PR and mapping tables
+    # were most of its 0.9 MB per rerun), though a reader sees a screenful.
+    st.dataframe(
+        shown.to_arrow(),
+        key=key,
+        hide_index=True,
+        column_config=column_config or None,
+        lazy=True if shown.height > LAZY_TABLE_ROWS else None,
+    )
     if frame.height > MAX_TABLE_ROWS:
         st.caption(f"Showing the first {MAX_TABLE_ROWS:,} of {frame.height:,} rows; download for all.")
         st.download_button(
