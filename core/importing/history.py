@@ -325,12 +325,8 @@ def _undo_folder_held(store: Store, import_id: int) -> Iterator[None]:
     """Hold import ``import_id``'s undo folder against tidying until its transaction has ended."""
     folder = store.workspace.home / "imports" / str(import_id)
     folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with FileLock(_pending_lock(folder), mode=0o600):
+    with FileLock(pending_undo_lock(folder), mode=0o600):
         yield
-
-
-def _pending_lock(folder: Path) -> Path:
-    return pending_undo_lock(folder)
 
 
 def _forget_undo(recorded: dict[str, object]) -> None:
