@@ -11,7 +11,7 @@ from core import access
 from core.outcomes import ledger
 from ui import caches
 from ui.data import page_data
-from ui.widgets import figure_builder, page_header, table
+from ui.widgets import figure_builder, page_header, table, team_labels
 
 PAGE = "learning"
 DEFINITIONS = (
@@ -82,6 +82,14 @@ def _amount(value: pl.Expr) -> pl.Expr:
     return pl.when(value.is_null()).then(pl.lit(None, pl.String)).when(relative).then(as_percent).otherwise(as_units)
 
 
+team_names = team_labels(data["teams"])
+
+
+def _team_name(team_id: pl.Expr) -> pl.Expr:
+    """The team's name where it has one; "No team" for features without one."""
+    return team_id.replace_strict(team_names, default=team_id, return_dtype=pl.String).fill_null("No team")
+
+
 predictions = access.restrict(
     me, ledger.prediction_ledger(caches.judged(data).lazy(), data["features"]), level="outcome"
 ).collect()
@@ -90,7 +98,7 @@ calibration = ledger.team_calibration(predictions.lazy()).collect()
 st.subheader("Per team")
 table(
     calibration.select(
-        pl.col("team_id").alias("Team"),
+        _team_name(pl.col("team_id")).alias("Team"),
         pl.col("judged").alias("Judged"),
         pl.col("confirmed").alias("Confirmed"),
         (pl.col("hit_rate") * 100).alias("Hit rate"),
@@ -120,7 +128,7 @@ trend = pl.concat(
         ledger.calibration_trend(predictions.lazy()).collect(),
         ledger.calibration_trend(predictions.with_columns(pl.lit("All teams").alias("team_id")).lazy()).collect(),
     ]
-)
+).with_columns(_team_name(pl.col("team_id")).alias("team_id"))
 if trend.height:
     measure = (
         st.segmented_control(
@@ -148,7 +156,7 @@ table(
     .select(
         pl.col("feature_id").alias("Feature"),
         pl.col("feature_name").alias("Name"),
-        pl.col("team_id").alias("Team"),
+        _team_name(pl.col("team_id")).alias("Team"),
         pl.col("quarter").alias("Quarter"),
         pl.col("metric_name").alias("Outcome metric"),
         _amount(pl.col("predicted_change")).alias("Predicted"),
@@ -189,7 +197,7 @@ table(
         pl.col("rank").alias("Rank"),
         pl.col("feature_id").alias("Feature"),
         pl.col("name").alias("Name"),
-        pl.col("team_id").alias("Team"),
+        _team_name(pl.col("team_id")).alias("Team"),
         pl.col("status").alias("Status"),
         pl.col("metric_name").alias("Outcome metric"),
         _amount(pl.col("predicted_change")).alias("Predicted"),

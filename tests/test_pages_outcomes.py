@@ -49,6 +49,7 @@ def expected(demo_workspace: dict[str, object]) -> dict[str, object]:
         "judged": judged,
         "ledger": ledger.prediction_ledger(judged.lazy(), frames["features"]).collect(),
         "features": frames["features"].collect(),
+        "teams": frames["teams"].collect(),
         "work_item_keys": frames["work_items"].select("work_item_key").collect()["work_item_key"].to_list(),
     }
 
@@ -136,8 +137,10 @@ def test_learning_ledger_and_team_scores_match_the_engine(
     teams = _table(at, "Hit rate")
     scores = ledger.team_calibration(predictions.lazy()).collect()
     assert teams["Judged"].sum() == predictions.height
+    names = dict(expected["teams"].select("team_id", "name").iter_rows())  # type: ignore[union-attr]
+    assert set(teams["Team"]) <= set(names.values()) | {"No team"}, "teams are named, never shown as ids"
     for row in scores.iter_rows(named=True):
-        shown = teams.filter(pl.col("Team") == row["team_id"]).row(0, named=True)
+        shown = teams.filter(pl.col("Team") == names.get(row["team_id"], "No team")).row(0, named=True)
         assert shown["Hit rate"] == pytest.approx(row["hit_rate"] * 100)
         assert shown["Calibration"] == pytest.approx(row["calibration"] * 100)
     backlog = _table(at, "Cost basis")
