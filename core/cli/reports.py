@@ -208,7 +208,11 @@ def _throughput_report(context: ReportContext, args: argparse.Namespace) -> pl.D
     daily = measures.daily_throughput(frames, judged.lazy(), lines)
     series = throughput.throughput_series(daily, args.period, team_id, args.start, args.end)
     shown = restrict_throughput(context.viewer, series, team_id).collect()
-    return shown.with_columns(pl.lit(cost_settings.currency).alias("currency"))  # of realised_value and cost
+    return shown.with_columns(  # money to the cent, in the currency named beside it
+        pl.col("realised_value", "cost").round(2),
+        pl.col("value_to_cost").round(4),
+        pl.lit(cost_settings.currency).alias("currency"),
+    )
 
 
 def _dora_report(context: ReportContext, args: argparse.Namespace) -> pl.DataFrame:
