@@ -39,6 +39,19 @@ def money(value: float | int | None, currency: str, reason: str = "") -> str:
     return f"{_signed(float(value), text)} {currency}"  # type: ignore[arg-type]
 
 
+def money_compact(value: float | int | None, currency: str, reason: str = "") -> str:
+    """``1.07M USD``, ``48.2k USD`` or ``698 USD``: money short enough for a tile, three significant figures."""
+    if is_missing(value):
+        return _missing(reason)
+    magnitude = abs(float(value))  # type: ignore[arg-type]
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if magnitude >= size * 0.9995:
+            scaled = magnitude / size
+            text = f"{scaled:.3g}" if scaled < 1000 else f"{scaled:,.0f}"
+            return f"{_signed(float(value), text + suffix)} {currency}"  # type: ignore[arg-type]
+    return money(value, currency, reason)
+
+
 def percent(fraction: float | None, reason: str = "", digits: int = 0) -> str:
     """``37%`` for 0.37; a share that rounds to nothing reads ``0%``, never ``-0%``."""
     if is_missing(fraction):

@@ -56,19 +56,19 @@ cells[1].metric(
 )
 cells[2].metric(
     "Median cost per delivered feature",
-    money(answer.median_cost),
+    fmt.money_compact(answer.median_cost, answer.currency),
     help=fmt.figure_help(
         answer.median_cost,
-        "Median over the features delivered in the quarter of every cost attributed to each up to the quarter's end.",
+        f"{money(answer.median_cost)}: median over the features delivered in the quarter of every cost attributed to each up to the quarter's end.",
         "no feature was delivered",
     ),
 )
 cells[3].metric(
     "Mean cost per delivered feature",
-    money(answer.mean_cost),
+    fmt.money_compact(answer.mean_cost, answer.currency),
     help=fmt.figure_help(
         answer.mean_cost,
-        f"Cost of the delivered features ({money(answer.delivered_cost)}) ÷ {answer.delivered}.",
+        f"{money(answer.mean_cost)}: cost of the delivered features ({money(answer.delivered_cost)}) ÷ {answer.delivered}.",
         "no feature was delivered",
     ),
 )

@@ -77,8 +77,8 @@ def test_an_executive_answers_the_quarter_and_forwards_the_report(
     shown = dict(zip(labels, values, strict=True))
     assert shown["Features delivered"] == f"{expected['delivered']:.0f}"
     assert shown["Confirmed"] == f"{expected['confirmed']:.0f}"
-    assert shown["Median cost per delivered feature"] == formatting.money(expected["median_cost"], "USD")
-    assert shown["Mean cost per delivered feature"] == formatting.money(expected["mean_cost"], "USD")
+    assert shown["Median cost per delivered feature"] == formatting.money_compact(expected["median_cost"], "USD")
+    assert shown["Mean cost per delivered feature"] == formatting.money_compact(expected["mean_cost"], "USD")
     assert shown["Spend linked to no feature"] == formatting.percent(expected["unlinked_share"])
     assert f"delivered {formatting.count(int(expected['delivered']), 'feature')}" in body
     assert not ACTIVITY_WORDS.search(body), ACTIVITY_WORDS.search(body)

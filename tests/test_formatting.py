@@ -35,3 +35,19 @@ def test_headings_keep_given_labels_and_put_every_other_column_in_words() -> Non
         "deployed_at": "Deployed",
         "prs": "PRs merged",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "0 USD"),
+        (698.13, "698.13 USD"),
+        (48_213, "48.2k USD"),
+        (1_065_704, "1.07M USD"),
+        (999_600, "1M USD"),
+        (-12_345, "−12.3k USD"),
+        (None, "—"),
+    ],
+)
+def test_a_tile_shows_money_in_three_figures_with_its_currency(value: float | None, shown: str) -> None:
+    assert fmt.money_compact(value, "USD") == shown

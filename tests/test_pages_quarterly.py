@@ -57,8 +57,8 @@ def test_the_page_shows_the_figures_of_the_csv_report(
     shown = {m.label: m.value for m in at.metric}
     assert shown["Features delivered"] == f"{value['delivered']:.0f}"
     assert shown["Confirmed"] == f"{value['confirmed']:.0f}"
-    assert shown["Median cost per delivered feature"] == formatting.money(value["median_cost"], "USD")
-    assert shown["Mean cost per delivered feature"] == formatting.money(value["mean_cost"], "USD")
+    assert shown["Median cost per delivered feature"] == formatting.money_compact(value["median_cost"], "USD")
+    assert shown["Mean cost per delivered feature"] == formatting.money_compact(value["mean_cost"], "USD")
     assert shown["Spend linked to no feature"] == formatting.percent(value["unlinked_share"])
 
 

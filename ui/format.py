@@ -10,7 +10,18 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from core.formatting import MISSING, change, count, duration, human_label, is_missing, money, number, percent
+from core.formatting import (
+    MISSING,
+    change,
+    count,
+    duration,
+    human_label,
+    is_missing,
+    money,
+    money_compact,
+    number,
+    percent,
+)
 
 __all__ = [
     "MISSING",
@@ -23,6 +34,7 @@ __all__ = [
     "is_missing",
     "labelled",
     "money",
+    "money_compact",
     "number",
     "percent",
 ]
