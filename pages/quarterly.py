@@ -59,7 +59,8 @@ cells[2].metric(
     fmt.money_compact(answer.median_cost, answer.currency),
     help=fmt.figure_help(
         answer.median_cost,
-        f"{money(answer.median_cost)}: median over the features delivered in the quarter of every cost attributed to each up to the quarter's end.",
+        f"{money(answer.median_cost)}: median over the features delivered in the quarter of every cost "
+        "attributed to each up to the quarter's end.",
         "no feature was delivered",
     ),
 )
@@ -68,7 +69,8 @@ cells[3].metric(
     fmt.money_compact(answer.mean_cost, answer.currency),
     help=fmt.figure_help(
         answer.mean_cost,
-        f"{money(answer.mean_cost)}: cost of the delivered features ({money(answer.delivered_cost)}) ÷ {answer.delivered}.",
+        f"{money(answer.mean_cost)}: cost of the delivered features ({money(answer.delivered_cost)}) "
+        f"÷ {answer.delivered}.",
         "no feature was delivered",
     ),
 )
