@@ -75,11 +75,11 @@ def _org(
     return frames
 
 
-def _prs(n: int, start: datetime, prefix: str, **fields: object) -> list[dict]:
-    """``n`` merged PRs of team t1, one every 4 hours from ``start`` (all inside its quarter)."""
+def _prs(n: int, start: datetime, prefix: str, *, every: timedelta = timedelta(hours=4), **fields: object) -> list[dict]:
+    """``n`` merged PRs of team t1, one every 4 hours (or ``every``) from ``start`` (all inside its quarter)."""
     rows = []
     for i in range(n):
-        at = start + timedelta(hours=4 * i)
+        at = start + every * i
         row = dict(
             pr_id=f"r#{prefix}{i}",
             repo="r",
@@ -94,6 +94,15 @@ def _prs(n: int, start: datetime, prefix: str, **fields: object) -> list[dict]:
         row.update(fields)
         rows.append(row)
     return rows
+
+
+def _steady_prs(n: int, start: datetime, prefix: str, **fields: object) -> list[dict]:
+    """``n`` merged PRs of team t1 spread evenly over the 88 days from ``start``, as a steady team merges them.
+
+    Bunched into a quarter's first weeks (one every 4 hours), PRs come in a burst, and the activity
+    test, which estimates how bursty weekly counts are, rightly finds a rise of such counts weaker.
+    """
+    return _prs(n, start, prefix, every=timedelta(days=88) / n, **fields)
 
 
 def _verdicts(rows: list[tuple[str, str]] | None = None) -> pl.LazyFrame:
@@ -113,7 +122,7 @@ def _flags_of(detector, frames: dict[str, pl.LazyFrame], settings: FlagSettings 
 
 @pytest.mark.parametrize(("merged_in_q2", "flagged"), [(260, True), (258, False)])
 def test_activity_up_30_percent_with_flat_value_is_flagged_and_29_percent_is_not(merged_in_q2: int, flagged: bool):
-    frames = _org(prs=_prs(200, Q1, "a") + _prs(merged_in_q2, Q2, "b"))
+    frames = _org(prs=_steady_prs(200, Q1, "a") + _steady_prs(merged_in_q2, Q2, "b"))
     flags = _flags_of(activity_up_value_flat, frames)
     assert flags.height == int(flagged)
     if flagged:
@@ -136,7 +145,7 @@ def test_activity_up_while_confirmed_features_rise_is_not_flagged():
     delivered = [
         dict(feature_id="f1", name="New checkout", team_id="t1", status="delivered", delivered_at=datetime(2025, 5, 1))
     ]
-    frames = _org(prs=_prs(200, Q1, "a") + _prs(300, Q2, "b"), features=delivered)
+    frames = _org(prs=_steady_prs(200, Q1, "a") + _steady_prs(300, Q2, "b"), features=delivered)
     assert _flags_of(activity_up_value_flat, frames).height == 1
     assert _flags_of(activity_up_value_flat, frames, verdicts=_verdicts([("f1", "confirmed")])).height == 0
 
@@ -190,10 +199,15 @@ def test_unattributed_cost_above_a_quarter_is_flagged(unattributed: float, flagg
 
 
 def _pointed(quarter_start: datetime, points: float, prefix: str) -> list[dict]:
+    """10 resolved items of ``points`` each over the quarter, two per feature ``f<prefix>0`` … ``f<prefix>4``.
+
+    Five features a quarter: the test of points per item reassigns whole features between the two
+    windows, and with one feature each there would be nothing to reassign.
+    """
     return [
         dict(
             work_item_key=f"T1-{prefix}{i}",
-            feature_id=f"f{prefix}",
+            feature_id=f"f{prefix}{i // 2}",
             team_id="t1",
             story_points=points,
             started_at=quarter_start + timedelta(days=3 * i),
@@ -209,7 +223,7 @@ def _pointed(quarter_start: datetime, points: float, prefix: str) -> list[dict]:
 def test_points_per_item_up_25_percent_at_steady_cycle_time_and_size_is_flagged(
     points_in_q2: float, size_in_q2: int, flagged: bool
 ):
-    features = [dict(feature_id=f"f{p}", name=p, team_id="t1", status="in_progress") for p in ("a", "b")]
+    features = [dict(feature_id=f"f{p}{k}", name=p, team_id="t1", status="in_progress") for p in "ab" for k in range(5)]
     frames = _org(
         items=_pointed(Q1, 2.0, "a") + _pointed(Q2, points_in_q2, "b"),
         features=features,
@@ -225,6 +239,13 @@ def test_points_per_item_up_25_percent_at_steady_cycle_time_and_size_is_flagged(
             0.25,
         )
         assert (evidence["cycle_change"], evidence["size_change"]) == (0.0, 0.0)
+        # 5 features a window: C(10, 5) = 252 ways to deal them into two windows, and only the one
+        # observed puts all five 2.5-point features last, so the exact permutation p-value is 1/252.
+        assert (evidence["pointed_lumps_prev"], evidence["pointed_lumps"], evidence["points_p"]) == (
+            5,
+            5,
+            round(1 / 252, 6),
+        )
 
 
 # --- 4. PR splitting and agent churn --------------------------------------------------------------
@@ -270,9 +291,9 @@ def test_more_prs_per_feature_and_20_percent_smaller_prs_is_flagged(size_in_q2: 
 @pytest.mark.parametrize(("closed_in_q2", "flagged"), [(5, True), (3, False)])
 def test_agent_prs_doubling_while_fewer_are_merged_is_flagged(closed_in_q2: int, flagged: bool):
     agent = dict(author_kind="agent", author_id="bot")
-    q1 = _prs(20, Q1, "a", **agent)
-    q2 = _prs(40 - closed_in_q2, Q2, "b", **agent) + _prs(
-        closed_in_q2, Q2 + timedelta(days=20), "c", state="closed", merged_at=None, **agent
+    q1 = _steady_prs(20, Q1, "a", **agent)
+    q2 = _steady_prs(40 - closed_in_q2, Q2, "b", **agent) + _steady_prs(
+        closed_in_q2, Q2 + timedelta(days=1), "c", state="closed", merged_at=None, **agent
     )
     flags = _flags_of(agent_churn, _org(prs=q1 + q2))
     assert flags.height == int(flagged)
@@ -409,7 +430,7 @@ def test_a_rising_metric_its_outcome_follows_is_not_flagged():
 
 
 def test_detect_all_orders_flags_newest_and_most_severe_first_with_the_flag_schema():
-    frames = _org(prs=_prs(200, Q1, "a") + _prs(300, Q2, "b", title="chore"), observations=_conversion())
+    frames = _org(prs=_steady_prs(200, Q1, "a") + _steady_prs(300, Q2, "b", title="chore"), observations=_conversion())
     settings = FlagSettings(window_quarters=1, executive_view_metrics=("velocity",))
     flags = detect_all(frames, _verdicts(), None, settings, AS_OF)
     assert flags.schema == FLAG_SCHEMA and tuple(flags.columns) == FLAG_COLUMNS
@@ -440,7 +461,7 @@ def test_acknowledgements_attach_to_flags_by_id_and_the_latest_one_wins():
 
 
 def test_a_flag_chart_shows_the_team_windows_it_compared():
-    frames = _org(prs=_prs(200, Q1, "a") + _prs(300, Q2, "b"))
+    frames = _org(prs=_steady_prs(200, Q1, "a") + _steady_prs(300, Q2, "b"))
     periods = team_periods(frames, _verdicts(), None, AS_OF, 1)
     flag = _flags_of(activity_up_value_flat, frames).row(0, named=True)
     chart = flag_chart(flag, periods, weekly_series(frames, AS_OF)).collect()
