@@ -141,8 +141,8 @@ def activity_up_value_flat(
 
     The null each test uses. PRs and deployments: quasi-Poisson counts. A steady Poisson count is
     its own variance, but real counts come in bursts (a release week, a holiday), which Poisson
-    ignores: at 12 PRs a week varying like 26, a plain Poisson z-test at 1% flags about 5% of
-    steady windows. So the variance is φ·(T + T_prev), with φ the counts' dispersion estimated from
+    ignores: at 12 PRs a week varying like 26 (dispersion 2.2), a Poisson z-test at 1% is a test at
+    about 6% (P(Z ≥ 2.33 / √2.2)). So the variance is φ·(T + T_prev), with φ the counts' dispersion estimated from
     the same two windows' weekly counts — Pearson's χ² against each window's steady rate over its
     degrees of freedom (``rollups._weekly_chi2``), pooled over both windows, and never below 1
     (a window cannot be quieter than Poisson). Story points: compound Poisson over lumps — features
@@ -154,8 +154,11 @@ def activity_up_value_flat(
     steady organisations got a flag. The one-sided p-values of a quarter's tests (every team and
     measure judged that quarter) are therefore adjusted together (Benjamini–Hochberg,
     ``core.stats.fdr_adjust``) and a rise counts as beyond chance when its adjusted p-value is at
-    most ``activity_alpha``: in a quarter where nothing changed, the chance of any false flag from
-    this detector is then at most ``activity_alpha``, however many teams there are. A rise must also
+    most ``activity_alpha``. That holds the quarter's false-discovery rate at ``activity_alpha``
+    (the tests are independent or positively dependent, as Benjamini–Hochberg needs), and in a
+    quarter where nothing changed that is the chance of any false flag from this detector, however
+    many teams there are; the simulation: 2 of 200 steady organisations flagged over two years
+    (8 of 400 on other seeds). A rise must also
     be at least ``activity_rise``: the smallest change worth a conversation, whatever its p-value.
     """
     pairs = _period_pairs(periods)
