@@ -34,14 +34,25 @@ def team_periods(
     week with any PR, work item or deployment, and ends before ``as_of``. Columns: team_id,
     period_start, period_end, prs_merged, prs_unlinked, features_delivered, features_confirmed,
     realised_value, story_points_resolved, story_points_var, pointed_items, points_per_item,
-    points_mean_var, cycle_days_median, pr_size_median, deployments, prs_per_feature, agent_prs,
-    agent_merged_share, agent_linked_share, cost, cost_unlinked. Work arrives in lumps (a
+    points_mean_var, pointed_lumps, cycle_days_median, pr_size_median, deployments, weeks,
+    prs_merged_chi2, deployments_chi2, agent_prs_chi2, prs_per_feature, agent_prs, agent_merged_share,
+    agent_linked_share, cost, cost_unlinked. Work arrives in lumps (a
     feature's items close together; an item without a feature is its own lump), so the chance
     variances are taken over lumps: ``story_points_var`` of the points total (Σ per lump of its
     points squared) and ``points_mean_var`` of points per item (cluster-robust: Σ per lump of its
     summed deviations from the mean, squared, over the item count squared). ``pointed_items`` and
     ``points_per_item`` cover the pointed items of features (planned work), so a shift between
-    feature work and loose bugs and chores is not read as inflation.
+    feature work and loose bugs and chores is not read as inflation; ``pointed_lumps`` counts the
+    features those items belong to (the independent units behind ``points_mean_var``), and
+    ``lump_points`` and ``lump_items`` list per such feature its pointed items' points and their
+    number (by feature id), for the permutation test of points per item.
+
+    PRs and deployments arrive in bursts too, so each window is cut into ``weeks`` consecutive
+    weeks from its first day (the last one takes the 1–6 days left over) and ``prs_merged_chi2`` and
+    ``deployments_chi2`` (and ``agent_prs_chi2``, of agent PRs by the day they were opened) are
+    Pearson's χ² of those weekly counts against a steady rate (each week's expectation in
+    proportion to its days): about ``weeks`` − 1 for Poisson counts, more when
+    the counts are bursty (``_weekly_chi2``). The detectors turn them into a dispersion factor.
     """
     features, prs, items = frames["features"], frames["pull_requests"], frames["work_items"]
     deployments, metrics = frames["deployments"], frames["metrics"]
@@ -99,10 +110,15 @@ def team_periods(
             pl.col("story_points").sum().alias("points"),
             deviation.sum().alias("deviation"),
             planned.count().alias("items"),
+            planned.sum().alias("planned_points"),
         )
-        .group_by(by)
+        .sort(*by, "lump")
+        .group_by(by, maintain_order=True)
         .agg(
             (pl.col("points") ** 2).sum().alias("story_points_var"),
+            (pl.col("items") > 0).sum().cast(pl.Int64).alias("pointed_lumps"),
+            pl.col("planned_points").filter(pl.col("items") > 0).alias("lump_points"),
+            pl.col("items").filter(pl.col("items") > 0).cast(pl.Int64).alias("lump_items"),
             ((pl.col("deviation") ** 2).sum() / pl.col("items").sum() ** 2).alias("points_mean_var"),
         )
     )
@@ -141,7 +157,23 @@ def team_periods(
         .group_by(by)
         .agg(pl.col("feature_prs").fill_null(0).mean().alias("prs_per_feature"))
     )
-    parts = [throughput, merged, sizes, agents, resolved, lumps, shipped, per_feature]
+    production = deployments.filter(pl.col("environment").str.to_lowercase().is_in(list(PRODUCTION_ENVIRONMENTS)))
+    bursts = _weekly_chi2(daily, pl.col("day"), pl.col("prs_merged"), quarters, "prs_merged_chi2").join(
+        _weekly_chi2(production, pl.col("finished_at").dt.date(), pl.lit(1), quarters, "deployments_chi2"),
+        on=by,
+        how="full",
+        coalesce=True,
+        nulls_equal=True,
+    )
+    opened_by_agents = prs.filter((pl.col("author_kind") == "agent").fill_null(False))
+    bursts = bursts.join(
+        _weekly_chi2(opened_by_agents, pl.col("created_at").dt.date(), pl.lit(1), quarters, "agent_prs_chi2"),
+        on=by,
+        how="full",
+        coalesce=True,
+        nulls_equal=True,
+    )
+    parts = [throughput, merged, sizes, agents, resolved, lumps, shipped, per_feature, bursts]
     if cost_lines is not None:
         # Cost lines can run to millions: summed per team and quarter first, each window adds up its quarters.
         quarterly = (
@@ -161,10 +193,13 @@ def team_periods(
     for part in parts:
         grid = grid.join(part, on=by, how="left", nulls_equal=True)
     counts = ["prs_merged", "prs_unlinked", "features_delivered", "features_confirmed", "agent_prs", "pointed_items"]
-    counts += ["deployments"]
+    counts += ["deployments", "pointed_lumps"]
+    days = (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
     return grid.with_columns(
         *[pl.col(c).fill_null(0) for c in counts],
         *[pl.col(c).fill_null(0.0) for c in ("story_points_resolved", "story_points_var", "realised_value")],
+        *[pl.col(c).fill_null(0.0) for c in ("prs_merged_chi2", "deployments_chi2", "agent_prs_chi2")],
+        (days // 7).cast(pl.Int64).alias("weeks"),
         *([] if cost_lines is not None else [pl.lit(None, pl.Float64).alias(c) for c in ("cost", "cost_unlinked")]),
     ).select(
         "team_id",
@@ -180,9 +215,16 @@ def team_periods(
         "pointed_items",
         "points_per_item",
         "points_mean_var",
+        "pointed_lumps",
+        "lump_points",
+        "lump_items",
         "cycle_days_median",
         "pr_size_median",
         "deployments",
+        "weeks",
+        "prs_merged_chi2",
+        "deployments_chi2",
+        "agent_prs_chi2",
         "prs_per_feature",
         "agent_prs",
         "agent_merged_share",
@@ -355,6 +397,41 @@ def _pull_request_groups(pull_requests: pl.LazyFrame, work_items: pl.LazyFrame, 
         )
         .agg(pl.len().alias("prs"))
         .with_columns(pl.col("linked_feature").is_not_null().alias("linked"))
+    )
+
+
+def _weekly_chi2(events: pl.LazyFrame, day: pl.Expr, count: pl.Expr, quarters: int, name: str) -> pl.LazyFrame:
+    """Per team and window, Pearson's χ² of the weekly counts of ``events`` against a steady rate (``name``).
+
+    The window of D days is cut into W = D // 7 weeks from its first day, the last one holding the
+    days left over (d_w = 7, or 7 to 13 for the last). With y_w events in week w and T in all, a
+    steady rate expects T·d_w/D in week w, and χ² = Σ_w (y_w − T·d_w/D)² / (T·d_w/D), which is
+    (D/T)·Σ_w y_w²/d_w − T, so weeks without events need no row. Under Poisson counts χ² has
+    about W − 1 degrees of freedom; its ratio to them is the counts' dispersion. Columns: team_id,
+    period_last, ``name`` (null for a window without events).
+    """
+    windowed = _in_windows(events.with_columns(day.alias("__day"), count.alias("__count")), pl.col("__day"), quarters)
+    start = pl.col("period_last").dt.offset_by(f"-{quarters - 1}q")
+    days = (pl.col("period_last").dt.offset_by("1q") - start).dt.total_days()
+    weeks = days // 7
+    week = pl.min_horizontal((pl.col("__day") - start).dt.total_days() // 7, weeks - 1)
+    week_days = pl.when(week < weeks - 1).then(7).otherwise(days - 7 * (weeks - 1))
+    return (
+        windowed.group_by("team_id", "period_last", week.alias("__week"))
+        .agg(
+            pl.col("__count").sum().cast(pl.Float64).alias("__y"),
+            week_days.first().alias("__d"),
+            days.first().alias("__days"),
+        )
+        .group_by("team_id", "period_last")
+        .agg(
+            pl.when(pl.col("__y").sum() > 0)
+            .then(
+                pl.col("__days").first() * (pl.col("__y") ** 2 / pl.col("__d")).sum() / pl.col("__y").sum()
+                - pl.col("__y").sum()
+            )
+            .alias(name)
+        )
     )
 
 

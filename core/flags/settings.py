@@ -56,9 +56,11 @@ FLAG_DEFAULTS_TEXT: dict[str, str] = {
     "activity_rise": "Activity up, value flat: a team's PRs merged, story points resolved or production "
     "deployments rose by 30% or more over the previous window while its features confirmed and realised value "
     "did not rise ...",
-    "activity_alpha": "... and the rise is beyond noise: a one-sided z-test at 1% (Poisson for PRs and "
-    "deployments; story points as lumps of whole features). The same test guards the rise in points per item "
-    "(detector 3) and in agent PRs (detector 4).",
+    "activity_alpha": "... and the rise is beyond noise: a one-sided test of the two windows (PRs, deployments "
+    "and agent PRs as counts as bursty as their weeks show, never less than Poisson; story points as lumps of whole "
+    "features; points per item by reassigning whole features between the windows), with each quarter's tests, "
+    "every team and measure, adjusted together (Benjamini–Hochberg) to 1%: in a quarter where nothing changed, "
+    "the chance of any false flag from detectors 1, 3 or 4 is at most 1% each, whatever the number of teams.",
     "min_activity": "Activity up, value flat: an activity measure is compared only when the previous window "
     "had at least 20 of it (commits are approximated by PRs merged).",
     "unlinked_share": "Unlinked work: more than 25% of a team's merged PRs, or of its cost, in a window is not "
