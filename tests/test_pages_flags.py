@@ -18,6 +18,7 @@ from core.store import settings
 from core.store.database import open_store
 from core.store.workspace import Workspace
 from tests.apptest import rendered_text, signed_in
+from tests.conftest import FLAG_DEMO_SCALE, seed_demo_workspace
 from ui import format as fmt
 from ui.widgets import plain
 
@@ -31,6 +32,12 @@ def pages_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Navigate only pages whose file exists, so this page is testable while sibling pages are being written."""
     present = tuple(p for p in access.PAGES if (PAGES_DIR / f"{p.page_id}.py").exists())
     monkeypatch.setattr(access, "PAGES", present)
+
+
+@pytest.fixture(scope="module")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """This module's demo, large enough for the planted Growth rise to be flagged (see ``FLAG_DEMO_SCALE``)."""
+    return seed_demo_workspace(tmp_path_factory.mktemp("flag-demo"), FLAG_DEMO_SCALE)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from core.flags.settings import FlagSettings
 from core.store import settings
 from core.store.database import Store, open_store
 from core.store.workspace import Workspace
+from tests.conftest import FLAG_DEMO_SCALE
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     home = tmp_path_factory.mktemp("flags-report")
     (home / "snapshot").mkdir()
     store = open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'throughline.db'}"))
-    seed_demo(store, seed=7, scale=0.25)
+    seed_demo(store, seed=7, scale=FLAG_DEMO_SCALE)  # the planted Growth rise is evidence from this scale up
     frames = store.snapshot().frames()
     as_of = measures.as_of(frames)
     judged = measures.judged_hypotheses(frames, as_of).lazy()
