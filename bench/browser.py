@@ -1,4 +1,4 @@
-"""``python -m bench.browser --sizes S[,M]``: what a person waits for, timed in Debian's Chromium.
+"""``python -m bench.browser [--sizes S,M[,L]]``: what a person waits for, timed in Debian's Chromium.
 
 Playwright drives ``/usr/bin/chromium`` against ``streamlit run app.py`` over a workspace built from the
 size's bench snapshot (``bench.app_timing.build_workspace``), and times, from the click to a settled page
@@ -9,6 +9,12 @@ review, and a feature drill-down on Cost. Each is printed beside AppTest's time 
 the same run (the script's run time, without websocket, serialisation or drawing), with the bytes the
 browser received over the websocket for it. Medians of ``--runs`` (at least 5). The machine is shared:
 read the figures as ratios within one run.
+
+Every size named runs in the one invocation (S and M by default; L on request, under
+``flock /work/wt/L.lock`` on the shared machine), one table per size with the load average at its start
+and end and each action's goal at M. Both sides wait, after the first (cold) sign-in, for the results
+the server keeps in the background at start, so the warm figures do not share the cores with it. A
+selectbox change is timed from the click on the option, its list opened before the clock starts.
 """
 
 from __future__ import annotations
@@ -403,7 +409,7 @@ def text(size: str, result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.browser", description=__doc__)
-    parser.add_argument("--sizes", default="S", help="comma-separated sizes among S, M, L (default S)")
+    parser.add_argument("--sizes", default="S,M", help="comma-separated sizes among S, M, L (default S,M)")
     parser.add_argument("--runs", type=int, default=5, help="timings per action (at least 5)")
     parser.add_argument("--cache", type=Path, default=Path("bench/results/cache"), help="bench snapshot cache")
     parser.add_argument("--seed", type=int, default=7)
