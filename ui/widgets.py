@@ -83,8 +83,7 @@ def _draw(shown: pl.DataFrame, key: str, column_config: dict[str, object]) -> No
     st.dataframe(shown.to_arrow(), key=key, hide_index=True, column_config=column_config or None)
 
 
-@st.fragment
-def _paged_table(shown: pl.DataFrame, key: str, column_config: dict[str, object]) -> None:
+def _show_page(shown: pl.DataFrame, key: str, column_config: dict[str, object]) -> None:
     """``shown`` one page of ``PAGE_ROWS`` rows at a time, with the page to show chosen above it."""
     pages = -(-shown.height // PAGE_ROWS)
     page = st.selectbox(
@@ -95,6 +94,10 @@ def _paged_table(shown: pl.DataFrame, key: str, column_config: dict[str, object]
         width=240,
     )
     _draw(shown.slice((page or 0) * PAGE_ROWS, PAGE_ROWS), key, column_config)
+
+
+_paged_table = st.fragment(_show_page)
+"""``_show_page`` as a fragment: turning the page reruns only the table."""
 
 
 def team_labels(frame: pl.LazyFrame) -> dict[str, str]:
