@@ -1,4 +1,4 @@
-"""``python -m bench.browser --sizes S[,M]``: what a person waits for, timed in Debian's Chromium.
+"""``python -m bench.browser [--sizes S,M[,L]]``: what a person waits for, timed in Debian's Chromium.
 
 Playwright drives ``/usr/bin/chromium`` against ``streamlit run app.py`` over a workspace built from the
 size's bench snapshot (``bench.app_timing.build_workspace``), and times, from the click to a settled page
@@ -9,6 +9,12 @@ review, and a feature drill-down on Cost. Each is printed beside AppTest's time 
 the same run (the script's run time, without websocket, serialisation or drawing), with the bytes the
 browser received over the websocket for it. Medians of ``--runs`` (at least 5). The machine is shared:
 read the figures as ratios within one run.
+
+Every size named runs in the one invocation (S and M by default; L on request, under
+``flock /work/wt/L.lock`` on the shared machine), one table per size with the load average at its start
+and end and each action's goal at M. Both sides wait, after the first (cold) sign-in, for the results
+the server keeps in the background at start, so the warm figures do not share the cores with it. A
+selectbox change is timed from the click on the option, its list opened before the clock starts.
 """
 
 from __future__ import annotations
@@ -90,10 +96,21 @@ def _settle(page: Any, frames: Frames, ready: Callable[[], None] | None = None) 
 
 
 def _timed(
-    page: Any, frames: Frames, label: str, action: Callable[[], None], ready: Callable[[], None] | None = None
+    page: Any,
+    frames: Frames,
+    label: str,
+    action: Callable[[], None],
+    ready: Callable[[], None] | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> dict:
-    """Seconds from ``action`` to a settled page, and the bytes received meanwhile."""
+    """Seconds from ``action`` to a settled page, and the bytes received meanwhile.
+
+    ``prepare`` runs before the clock starts: what a person does before the click they then wait on
+    (opening a drop-down list is not part of the wait for the option chosen in it).
+    """
     page.wait_for_timeout(300)  # let any trailing rerun's frames arrive before counting
+    if prepare is not None:
+        prepare()
     frames.reset()
     start = time.perf_counter()
     action()
@@ -103,12 +120,22 @@ def _timed(
     return {"s": seconds, "bytes": frames.bytes}
 
 
-def _pick(page: Any, key: str, index: int) -> None:
-    """Open the selectbox under ``key`` and choose its option at ``index``."""
+def _open(page: Any, key: str) -> None:
+    """Open the selectbox under ``key`` (its options listed, none chosen yet)."""
     box = page.locator(f".st-key-{key.replace('.', '-')}").get_by_role("combobox")
     box.scroll_into_view_if_needed()
     box.click()
+    page.get_by_role("option").first.wait_for()
+
+
+def _choose(page: Any, index: int) -> None:
+    """Choose the option at ``index`` of the open selectbox: the click the reader then waits on."""
     page.get_by_role("option").nth(index).click()
+
+
+def _pick_timed(page: Any, frames: Frames, label: str, key: str, index: int) -> dict:
+    """The wait from choosing option ``index`` of the selectbox under ``key`` to a settled page (opened untimed)."""
+    return _timed(page, frames, label, lambda: _choose(page, index), prepare=lambda: _open(page, key))
 
 
 def _options(page: Any, key: str) -> tuple[int, int]:
@@ -156,8 +183,34 @@ def _signed_in(browser: Any, url: str, login: str, heading: str, runs: int) -> t
     return timings, context, page, frames
 
 
-def browser_timings(url: str, logins: dict[str, str], runs: int, teams: int) -> dict[str, Any]:
-    """Every timed action in Chromium against the server at ``url``."""
+def _wait_kept(home: Path, timeout: float = 900) -> None:
+    """Wait until the server's background keeping of the stage-1 results is done (its last result written).
+
+    ``core.derived.keep_results`` keeps the unattributed events last, so their file means all are kept.
+    """
+    from core import derived
+
+    deadline = time.monotonic() + timeout
+    while not any(home.glob(f"snapshot/**/{derived.FOLDER}/unattributed_events-*.parquet")):
+        if time.monotonic() > deadline:
+            print(f"   the results kept at start were not done within {timeout:.0f} s", file=sys.stderr)
+            return
+        time.sleep(0.5)
+
+
+def _join_keeper() -> None:
+    """Wait for this process's background keeping of results (``core.derived.KEEPER_THREAD``) to end."""
+    import threading
+
+    from core import derived
+
+    for thread in threading.enumerate():
+        if thread.name == derived.KEEPER_THREAD:
+            thread.join()
+
+
+def browser_timings(url: str, logins: dict[str, str], runs: int, home: Path | None = None) -> dict[str, Any]:
+    """Every timed action in Chromium against the server at ``url`` (over the workspace ``home``)."""
     from playwright.sync_api import sync_playwright
 
     from core import access
@@ -166,10 +219,15 @@ def browser_timings(url: str, logins: dict[str, str], runs: int, teams: int) -> 
     out: dict[str, Any] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        # The first session warms the server (the results kept at start); its time is the cold sign-in.
-        signs, context, page, frames = _signed_in(browser, url, logins["delivery_lead"], "Home", runs + 1)
-        out["sign_in_cold"] = [signs[0]]
-        out["sign_in_home"] = signs[1:]
+        # The first session warms the server; its time is the cold sign-in. The warm figures wait until
+        # the results the server keeps in the background at start are kept (both cores for seconds at M).
+        signs, context, page, frames = _signed_in(browser, url, logins["delivery_lead"], "Home", 1)
+        out["sign_in_cold"] = signs
+        context.close()
+        if home is not None:
+            _wait_kept(home)
+        signs, context, page, frames = _signed_in(browser, url, logins["delivery_lead"], "Home", runs)
+        out["sign_in_home"] = signs
         context.close()
         execs, context, page, frames = _signed_in(browser, url, logins["executive"], "Quarterly review", runs)
         out["sign_in_quarterly"] = execs
@@ -190,10 +248,10 @@ def browser_timings(url: str, logins: dict[str, str], runs: int, teams: int) -> 
             page.get_by_role("heading", name=title).first.wait_for(timeout=180_000)
             wait_idle_page(page)
             for index in _sequence(_options(page, team_key), runs):
-                timing = _timed(page, frames, f"{page_id}.team", lambda i=index, k=team_key: _pick(page, k, i))
+                timing = _pick_timed(page, frames, f"{page_id}.team", team_key, index)
                 out.setdefault(f"{page_id}.team", []).append(timing)
             if _options(page, team_key)[1] != 0:
-                _timed(page, frames, "(every team)", lambda k=team_key: _pick(page, k, 0))  # back to every team
+                _pick_timed(page, frames, "(every team)", team_key, 0)  # back to every team
             if page_id == "throughput":
                 for k in range(runs):
                     label = THROUGHPUT_PERIODS[k % 3].capitalize()
@@ -203,11 +261,11 @@ def browser_timings(url: str, logins: dict[str, str], runs: int, teams: int) -> 
                     )
             else:
                 for index in _sequence(_options(page, period_key), runs):
-                    timing = _timed(page, frames, f"{page_id}.period", lambda i=index, k=period_key: _pick(page, k, i))
+                    timing = _pick_timed(page, frames, f"{page_id}.period", period_key, index)
                     out.setdefault(f"{page_id}.period", []).append(timing)
             if page_id == "cost":
                 for index in _sequence(_options(page, DRILL_KEY), runs, limit=6):
-                    timing = _timed(page, frames, "cost.drill_down", lambda i=index: _pick(page, DRILL_KEY, i))
+                    timing = _pick_timed(page, frames, "cost.drill_down", DRILL_KEY, index)
                     out.setdefault("cost.drill_down", []).append(timing)
         context.close()
         browser.close()
@@ -240,6 +298,8 @@ def apptest_timings(logins: dict[str, str], runs: int) -> dict[str, list[float]]
         for k in range(runs + 1):
             seconds, at = app_timing.timed_sign_in(user, password)
             out.setdefault("sign_in_cold" if k == 0 else "sign_in_home", []).append(seconds)
+            if k == 0:
+                _join_keeper()  # as the browser side waits for the results kept at start
         user, password = logins["executive"].split("\t")
         for _ in range(runs):
             out.setdefault("sign_in_quarterly", []).append(app_timing.timed_sign_in(user, password)[0])
@@ -274,6 +334,17 @@ def apptest_timings(logins: dict[str, str], runs: int) -> dict[str, list[float]]
     return out
 
 
+def _forget_apptest_caches() -> None:
+    """Drop what the AppTest side keeps in this process (the frames at M are GBs) before the server starts."""
+    import gc
+
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    gc.collect()
+
+
 def run_size(snapshot: Path, runs: int, with_apptest: bool = True) -> dict[str, Any]:
     """Both timings on workspaces built alike from ``snapshot``; AppTest first, then the browser."""
     from tests.browser import streamlit_server
@@ -284,10 +355,13 @@ def run_size(snapshot: Path, runs: int, with_apptest: bool = True) -> dict[str, 
         logins = app_timing.build_workspace(snapshot, app_home)
         os.environ.update({"THROUGHLINE_HOME": str(app_home), "THROUGHLINE_DEMO": "0"})
         os.environ.pop("THROUGHLINE_DATABASE_URL", None)
+        load = [os.getloadavg()[0]]
         apptest = apptest_timings(logins, runs) if with_apptest else {}
+        _forget_apptest_caches()
         web_logins = app_timing.build_workspace(snapshot, web_home)
         with streamlit_server(web_home) as url:
-            web = browser_timings(url, web_logins, runs, teams=0)
+            web = browser_timings(url, web_logins, runs, web_home)
+        load.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(app_home, ignore_errors=True)
         shutil.rmtree(web_home, ignore_errors=True)
@@ -299,27 +373,43 @@ def run_size(snapshot: Path, runs: int, with_apptest: bool = True) -> dict[str, 
             "browser_s": [round(s, 3) for s in seconds],
             "bytes_median": int(statistics.median(t["bytes"] for t in timings)),
             "apptest_median_s": round(statistics.median(apptest[action]), 3) if action in apptest else None,
+            "apptest_s": [round(s, 3) for s in apptest.get(action, [])],
         }
-    return rows
+    return {"load_average_1min": [round(x, 2) for x in load], "actions": rows}
 
 
-def text(size: str, rows: dict[str, Any]) -> str:
-    """The table of one size: browser and AppTest medians, their ratio and the bytes per action."""
-    lines = [f"== size {size} (medians; the machine is shared, compare within one run)"]
-    lines.append(f"{'action':<28}{'browser s':>10}{'AppTest s':>10}{'gap ×':>8}{'KB recv':>10}")
-    for action, row in rows.items():
+def goal(action: str) -> float | None:
+    """The issue's goal at M for an action, in seconds (None: no goal)."""
+    if action == "sign_in_home":
+        return 2.0
+    if action.endswith((".team", ".period")) or action == "cost.drill_down" or action.endswith(".warm"):
+        return 1.0
+    return None
+
+
+def text(size: str, result: dict[str, Any]) -> str:
+    """The table of one size: browser and AppTest medians, their ratio, the bytes per action and the goal."""
+    start, end = result["load_average_1min"]
+    lines = [
+        f"== size {size} (medians; load average {start:.1f} at start, {end:.1f} at end; the machine is shared, "
+        "compare within one run)"
+    ]
+    lines.append(f"{'action':<28}{'browser s':>10}{'AppTest s':>10}{'gap ×':>8}{'KB recv':>10}{'goal s':>8}")
+    for action, row in result["actions"].items():
         app = row["apptest_median_s"]
         gap = f"{row['browser_median_s'] / app:.1f}" if app else "-"
+        wanted = goal(action)
+        mark = "-" if wanted is None else f"{wanted:.1f}{'' if row['browser_median_s'] <= wanted else ' ✗'}"
         lines.append(
             f"{action:<28}{row['browser_median_s']:>10.3f}{app if app is not None else '-':>10}{gap:>8}"
-            f"{row['bytes_median'] / 1024:>10.1f}"
+            f"{row['bytes_median'] / 1024:>10.1f}{mark:>8}"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.browser", description=__doc__)
-    parser.add_argument("--sizes", default="S", help="comma-separated sizes among S, M, L (default S)")
+    parser.add_argument("--sizes", default="S,M", help="comma-separated sizes among S, M, L (default S,M)")
     parser.add_argument("--runs", type=int, default=5, help="timings per action (at least 5)")
     parser.add_argument("--cache", type=Path, default=Path("bench/results/cache"), help="bench snapshot cache")
     parser.add_argument("--seed", type=int, default=7)

@@ -148,7 +148,12 @@ def unattributed_events(frames: Frames, links: CostLinks, settings: CostSettings
 
 
 def feature_cost_lines(frames: Frames, links: CostLinks, feature_id: str, settings: CostSettings) -> pl.DataFrame:
-    """Every described cost line of one feature, resolved from its candidate events only."""
+    """Every described cost line of one feature, resolved from its candidate events only.
+
+    The candidates and their resolution are collected before the next step reads them: in one lazy plan
+    Polars scanned every cost event again for each use of the candidates (6–9 s per feature at M under
+    load, against under 2 s collected step by step, the same lines).
+    """
     candidates = costs.feature_candidate_events(
         frames["cost_events"],
         links.pr_links.lazy(),
@@ -157,10 +162,10 @@ def feature_cost_lines(frames: Frames, links: CostLinks, feature_id: str, settin
         links.branch_items.lazy(),
         feature_id,
         frames.get("cost_keys"),
-    )
-    resolved = resolved_cost_events(candidates, frames, links, settings)
+    ).collect()
+    resolved = resolved_cost_events(candidates.lazy(), frames, links, settings).collect()
     return costs.feature_cost_lines(
-        resolved, links.activity.lazy(), frames["features"], links.pr_links.lazy(), feature_id, settings
+        resolved.lazy(), links.activity.lazy(), frames["features"], links.pr_links.lazy(), feature_id, settings
     ).collect()
 
 

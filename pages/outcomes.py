@@ -165,10 +165,25 @@ table(
     ),
 )
 
-for index, outcome in enumerate(summary.iter_rows(named=True)):
-    metric_id, unit = outcome["metric_id"], outcome["unit"] or ""
-    colour = STATUS_COLOURS.get(outcome["status"], "gray")
-    with st.expander(f"{plain(outcome['name'])} · {outcome['status']}", expanded=index == 0):
+
+@st.fragment
+def outcome_section(outcome: dict[str, object], expanded: bool) -> None:
+    """One metric's expander, drawn only while open: its figures, chart and the work under it.
+
+    Each section is a fragment with a lazy expander: a page of nine metrics sends and draws one chart,
+    not nine (the daily series were most of the page's bytes), and opening another reruns only it.
+    """
+    metric_id, unit = str(outcome["metric_id"]), str(outcome["unit"] or "")
+    colour = STATUS_COLOURS.get(str(outcome["status"]), "gray")
+    section = st.expander(
+        f"{plain(outcome['name'])} · {outcome['status']}",
+        expanded=expanded,
+        key=f"{PAGE}.section.{metric_id}",
+        on_change="rerun",
+    )
+    if not section.open:
+        return
+    with section:
         progress_text = (
             "" if outcome["progress"] is None else f" · {round(outcome['progress'] * 100):d}% of the way to target"
         )
@@ -198,7 +213,7 @@ for index, outcome in enumerate(summary.iter_rows(named=True)):
         under = tree.filter(pl.col("metric_id") == metric_id, pl.col("feature_id").is_not_null())
         if under.height == 0:
             st.caption("No capability or feature is aimed at this outcome yet.")
-            continue
+            return
         still_open = under.filter(pl.col("is_open")).select("feature_id", "feature_name").unique().sort("feature_id")
         capabilities = _plural(under["capability_id"].drop_nulls().n_unique(), "capability", "capabilities")
         open_list = ", ".join(f"{plain(f)} {plain(n)}" for f, n in still_open.iter_rows())
@@ -221,6 +236,10 @@ for index, outcome in enumerate(summary.iter_rows(named=True)):
             caption="Open (planned or in progress) features first."
             + (" Work item counts are shown only for teams whose detail you may see." if detail_teams else ""),
         )
+
+
+for index, outcome in enumerate(summary.iter_rows(named=True)):
+    outcome_section(outcome, expanded=index == 0)
 
 if detail_teams:
     st.subheader("Work items of a feature")

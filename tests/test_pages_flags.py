@@ -72,7 +72,7 @@ def test_the_planted_growth_flag_is_visible_to_a_delivery_lead(
     assert not growth.is_empty(), "the demo plants Growth's activity-up, value-flat pattern"
     at = _open(demo_workspace, "delivery_lead", monkeypatch)
     cards = _cards(at)
-    assert len(cards) == min(engine_flags.height, 20)
+    assert len(cards) == min(engine_flags.height, 10)
     assert any(c.startswith("#### Activity up, value flat · Growth") for c in cards)
     text = rendered_text(at)
     assert "Outcome to watch" in text
@@ -92,7 +92,7 @@ def test_a_team_lead_sees_only_their_own_teams_flags(
     own = "PAY"
     cards = _cards(at)
     expected = engine_flags.filter(pl.col("team_id") == own)
-    assert len(cards) == min(expected.height, 20)
+    assert len(cards) == min(expected.height, 10)
     assert all("· Payments" in c for c in cards)
     text = rendered_text(at)
     for other in engine_flags.filter(pl.col("team_id") != own)["flag_id"]:
@@ -104,7 +104,7 @@ def test_an_executive_sees_the_flags_without_pr_counts_or_story_points(
     demo_workspace: dict[str, object], engine_flags: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _open(demo_workspace, "executive", monkeypatch)
-    assert len(_cards(at)) == min(engine_flags.height, 20)
+    assert len(_cards(at)) == min(engine_flags.height, 10)
     text = rendered_text(at)
     assert "Outcome to watch" in text
     for key in ("prs_merged", "prs_unlinked", "story_points_resolved", "points_per_item", "agent_prs"):
@@ -148,7 +148,7 @@ def test_acknowledging_through_the_page_keeps_who_when_and_the_comment(
     text = rendered_text(at)
     assert "Acknowledged by" in text and plain(comment) in text  # shown as text, its Markdown escaped
     at.toggle(key="flags.hide_acknowledged").set_value(True).run()
-    assert len(_cards(at)) == min(engine_flags.height - 1, 20)
+    assert len(_cards(at)) == min(engine_flags.height - 1, 10)
 
 
 def _evidence(at: AppTest) -> list[dict[str, str]]:

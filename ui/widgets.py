@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 
 MAX_TABLE_ROWS = 2_000
-LAZY_TABLE_ROWS = 200
-"""Above this many rows a table is sent as the rows in view, the rest fetched as the reader scrolls."""
+PAGE_ROWS = 250
+"""A longer table is sent a page of this many rows at a time, the reader choosing the page.
+
+Streamlit's lazy delivery sends the first 1,000 rows of any table (its page size) and every table of
+up to 1,000 rows whole, so it cut nothing for the tables a page shows; a reader sees a screenful.
+"""
 _MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|~:$&=^\"'")
 
 
@@ -53,18 +57,14 @@ def page_header(title: str, caption: str, viewer: Viewer) -> None:
 
 
 def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_config: object) -> None:
-    """A table of at most ``MAX_TABLE_ROWS`` rows, saying so when it was cut."""
+    """A table of at most ``MAX_TABLE_ROWS`` rows, saying so when it was cut; ``PAGE_ROWS`` at a time."""
     shown = frame.head(MAX_TABLE_ROWS)
-    # As Arrow: Streamlit serialises an Arrow table as it is, where a Polars frame takes a detour through pandas.
-    # A long table goes lazily: every rerun would otherwise send all its rows (DORA's per-PR and mapping tables
-    # were most of its 0.9 MB per rerun), though a reader sees a screenful.
-    st.dataframe(
-        shown.to_arrow(),
-        key=key,
-        hide_index=True,
-        column_config=column_config or None,
-        lazy=True if shown.height > LAZY_TABLE_ROWS else None,
-    )
+    if shown.height > PAGE_ROWS:
+        # Every rerun would otherwise send all its rows (DORA's per-PR and mapping tables were most of its
+        # 0.5 MB per rerun); a fragment, so turning the page redraws only the table.
+        _paged_table(shown, key, column_config)
+    else:
+        _draw(shown, key, column_config)
     if frame.height > MAX_TABLE_ROWS:
         st.caption(f"Showing the first {MAX_TABLE_ROWS:,} of {frame.height:,} rows; download for all.")
         st.download_button(
@@ -76,6 +76,28 @@ def table(frame: pl.DataFrame, key: str, caption: str | None = None, **column_co
         )
     if caption:
         st.caption(caption)
+
+
+def _draw(shown: pl.DataFrame, key: str, column_config: dict[str, object]) -> None:
+    # As Arrow: Streamlit serialises an Arrow table as it is, where a Polars frame takes a detour through pandas.
+    st.dataframe(shown.to_arrow(), key=key, hide_index=True, column_config=column_config or None)
+
+
+def _show_page(shown: pl.DataFrame, key: str, column_config: dict[str, object]) -> None:
+    """``shown`` one page of ``PAGE_ROWS`` rows at a time, with the page to show chosen above it."""
+    pages = -(-shown.height // PAGE_ROWS)
+    page = st.selectbox(
+        f"Rows ({shown.height:,} in all)",
+        range(pages),
+        format_func=lambda p: f"{p * PAGE_ROWS + 1:,}–{min((p + 1) * PAGE_ROWS, shown.height):,}",
+        key=f"{key}.page",
+        width=240,
+    )
+    _draw(shown.slice((page or 0) * PAGE_ROWS, PAGE_ROWS), key, column_config)
+
+
+_paged_table = st.fragment(_show_page)
+"""``_show_page`` as a fragment: turning the page reruns only the table."""
 
 
 def team_labels(frame: pl.LazyFrame) -> dict[str, str]:
