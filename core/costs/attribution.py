@@ -560,10 +560,28 @@ def with_link_keys(events: pl.LazyFrame, cost_keys: pl.LazyFrame | None) -> pl.L
     ``account_scope`` when listed; ``key_feature_id``, ``key_person_id`` and ``key_team_id`` are
     what that key is mapped to (one of the three).
     """
-    # The key is read once per distinct branch (a regex per row costs as much as the whole roll-up).
-    events = events.join(
-        branch_work_items(events).rename({"work_item_key": "branch_key"}), on="branch", how="left", nulls_equal=False
+    return _with_account_keys(_with_branch_key(events, events), cost_keys)
+
+
+_DERIVED_KEYS: dict[str, tuple[str, ...]] = {
+    "branch_key": ("branch",),
+    "matched_key": ("account_key", "account_scope"),
+    "key_feature_id": ("account_key", "account_scope"),
+    "key_person_id": ("account_key", "account_scope"),
+    "key_team_id": ("account_key", "account_scope"),
+}
+"""The derived keys a rule step may read (``with_link_keys``) and the event columns each is derived from."""
+
+
+def _with_branch_key(events: pl.LazyFrame, branches: pl.LazyFrame) -> pl.LazyFrame:
+    """``events`` with ``branch_key``: the first work-item key in its branch, read once per distinct branch."""
+    return events.join(
+        branch_work_items(branches).rename({"work_item_key": "branch_key"}), on="branch", how="left", nulls_equal=False
     )
+
+
+def _with_account_keys(events: pl.LazyFrame, cost_keys: pl.LazyFrame | None) -> pl.LazyFrame:
+    """``events`` with ``matched_key`` and ``key_feature_id, key_person_id, key_team_id`` (``with_link_keys``)."""
     names = events.collect_schema().names()
     targets = ("feature_id", "person_id", "team_id")
     if cost_keys is not None:
@@ -676,9 +694,12 @@ def rollup_cost_groups(
 ) -> pl.LazyFrame:
     """Priced groups (``price_cost_groups``) attributed and summed per quarter, source, rule, feature and team.
 
-    One pass over the groups: each is resolved by ``RULE_TABLE`` exactly as ``resolve_cost_events``
-    resolves an event, the groups are summed per rule, feature or split group (kind, key, week) and
-    fallback team, and each split group's money is shared over its features by activity weight.
+    One pass over the groups down ``RULE_TABLE``: each enabled rule's steps in order look up only
+    the groups no earlier step reached (a link step in its link table, a split step in the active
+    weeks of its kind), so every group is resolved exactly as ``resolve_cost_events`` resolves an
+    event, by its first reaching step. The groups a link step reaches are summed per feature;
+    those a split step reaches per split group (kind, key, week), whose money is then shared over
+    the group's features by activity weight; the rest stays unattributed.
 
     One row per ``_ROLLUP_KEYS``: ``occurred_at`` (the quarter's first instant), ``source, rule,
     feature_id, team_id`` (the feature's team, else the event's or its person's), ``amount``,
@@ -686,30 +707,93 @@ def rollup_cost_groups(
     ``unpriced_events`` (events with no money, counted by their shares). Equal to the cost
     lines summed (``rollup_cost_lines``).
     """
-    resolved = _resolve(priced_groups, pr_links, work_item_links, activity, features, settings, cost_keys)
-    is_split = pl.col("split").is_not_null()
-    summed = resolved.group_by(
-        "occurred_at",
-        "source",
-        "rule",
-        "feature_id",
-        "split",
-        "split_key",
-        pl.when(is_split).then(pl.col("week")).alias("week"),
+    steps = [(rule, step) for rule in settings.enabled() for step in rule.steps]
+    names = priced_groups.collect_schema().names()
+    # Each step's lookup sees only the columns it and the later steps read.
+    needs = [{step.column, *_DERIVED_KEYS.get(step.column, ())} for _, step in steps]
+    later = [set().union(*needs[i:]) for i in range(len(steps))] + [set()]
+    rows = priced_groups.select(
+        *_ROLLUP_VALUES,
         pl.coalesce("team_id", "person_team_id").alias("__fallback_team"),
-    ).agg(*_ROLLUP_SUMS)
-    shares = activity.select(
-        pl.col("kind").alias("split"),
-        pl.col("key").alias("split_key"),
-        "week",
-        pl.col("feature_id").alias("__split_feature"),
-        (pl.col("weight") / pl.col("total")).alias("__share"),
+        *[c for c in names if c in later[0]],
     )
-    share = pl.col("__share").fill_null(1.0)
+    tables = _link_tables(pr_links, work_item_links, features)
+    active = activity.select("kind", "key", "week").unique()
+    reached = pl.col("__reached")
+    linked: list[pl.LazyFrame] = []
+    split: list[pl.LazyFrame] = []
+    pending = rows
+    for index, (rule, step) in enumerate(steps):
+        column = step.column
+        if column not in pending.collect_schema().names():
+            pending = (
+                _with_branch_key(pending, priced_groups)
+                if column == "branch_key"
+                else _with_account_keys(pending, cost_keys)
+            )
+        if isinstance(step, Link):
+            table = tables[step.table].filter(pl.col("__feature").is_not_null())
+            lookup = table.select(pl.col("__key").alias(column), pl.col("__feature").alias("__reached"))
+            on = [column]
+        else:
+            lookup = active.filter(pl.col("kind") == step.kind).select(
+                pl.col("key").alias(column), "week", pl.lit(True).alias("__reached")
+            )
+            on = [column, "week"]
+        looked = pending.join(lookup, on=on, how="left").cache()
+        hits = looked.filter(reached.is_not_null())
+        if isinstance(step, Link):
+            linked.append(
+                hits.select(
+                    *_ROLLUP_VALUES, "__fallback_team", pl.lit(rule.name).alias("rule"), reached.alias("feature_id")
+                )
+            )
+        else:
+            split.append(
+                hits.select(
+                    *_ROLLUP_VALUES,
+                    "__fallback_team",
+                    pl.lit(rule.name).alias("rule"),
+                    pl.lit(step.kind).alias("split"),
+                    pl.col(column).alias("split_key"),
+                )
+            )
+        pending = looked.filter(reached.is_null()).select(
+            *_ROLLUP_VALUES, "__fallback_team", *[c for c in pending.collect_schema().names() if c in later[index + 1]]
+        )
+    by = ("occurred_at", "source", "rule", "__fallback_team")
+    parts = [
+        pending.group_by("occurred_at", "source", "__fallback_team")
+        .agg(*_ROLLUP_SUMS)
+        .with_columns(pl.lit("unattributed").alias("rule"), pl.lit(None, pl.String).alias("feature_id"))
+    ]
+    if linked:
+        parts.append(pl.concat(linked).group_by(*by, "feature_id").agg(*_ROLLUP_SUMS))
+    if split:
+        shares = activity.select(
+            pl.col("kind").alias("split"),
+            pl.col("key").alias("split_key"),
+            "week",
+            "feature_id",
+            (pl.col("weight") / pl.col("total")).alias("__share"),
+        )
+        share = pl.col("__share")
+        parts.append(
+            pl.concat(split)
+            .group_by(*by, "split", "split_key", "week")
+            .agg(*_ROLLUP_SUMS)
+            .join(shares, on=["split", "split_key", "week"], how="inner")
+            .select(
+                *by,
+                "feature_id",
+                (pl.col("__money") * share).alias("__money"),
+                "lines",
+                (pl.col("__unpriced") * share).alias("__unpriced"),
+            )
+        )
     teams = features.select("feature_id", pl.col("team_id").alias("__feature_team"))
     return (
-        summed.join(shares, on=["split", "split_key", "week"], how="left")
-        .with_columns(pl.coalesce("feature_id", "__split_feature").alias("feature_id"))
+        pl.concat(parts, how="diagonal")
         .join(teams, on="feature_id", how="left")
         .group_by(
             "occurred_at",
@@ -719,12 +803,15 @@ def rollup_cost_groups(
             pl.coalesce("__feature_team", "__fallback_team").alias("team_id"),
         )
         .agg(
-            (pl.col("__money") * share).sum().alias("amount"),
+            pl.col("__money").sum().alias("amount"),
             pl.col("lines").sum(),
-            (pl.col("__unpriced") * share).sum().alias("unpriced_events"),
+            pl.col("__unpriced").sum().alias("unpriced_events"),
         )
     )
 
+
+_ROLLUP_VALUES = ("occurred_at", "week", "source", "money", "events", "unpriced")
+"""What the roll-up carries of each priced group besides its keys."""
 
 _ROLLUP_SUMS = (
     pl.col("money").sum().alias("__money"),
