@@ -2,31 +2,49 @@
 
 Stage 1 (pure Polars, ``LazyFrame -> LazyFrame``): ``judging_schedule`` places each hypothesis
 in time (pre-period, lag, judged window, the date it can be judged), ``neighbours`` finds the other
-features aimed at the same metric whose effect starts inside that span, and ``observation_windows``
-lays out each feature's daily series with its regression design (trend, step, weekday dummies).
+features aimed at the same metric whose effect starts inside that span, ``metric_series`` lays out
+the daily series each joint fit runs on and ``series_members`` the features whose steps it holds.
 
-Stage 2 (numpy over the small per-feature series, batched over features of similar length):
+Stage 2 (numpy, batched over series of similar size): one segmented regression per metric and
+segment over the metric's history, from the earliest pre-period of its features to the latest
+judging day (or ``as_of``):
 
-* Interrupted time series (no control segment): segmented regression
-  ``y = a + b·t + c·after + Σ d_j·after_j + weekday + e``; ``c`` is the step at the effect start,
-  measured against the metric's own trend, and every other launch on the metric inside the span
-  gets its own step ``d_j``: the launches are estimated jointly, so a neighbour is modelled, not a
-  reason to give up. The span is the feature's own slice of the metric's history (pre-period to the
-  end of its window), so the trend stays local.
-* Difference-in-differences (the feature names a control segment): the same model on the daily
-  difference "all − control" without the trend, so ``c`` is the change in that gap.
+* Interrupted time series (features without a control segment), on segment 'all':
+  ``y = a + trend + weekday + Σ_f c_f·s_f(t) + e``. Every feature f aimed at the metric, judged or
+  pending, has its own effect column s_f: 0 before delivery, rising linearly over the lag days to 1
+  on the effect start, 1 after. The launches are estimated jointly, so an earlier launch is modelled,
+  not a reason to give up, and back-to-back launches stay separable through their ramps.
+* Difference-in-differences (features naming a control segment): the same model on the daily
+  difference "all − control", on days both are observed, so ``c_f`` is the change in that gap; its
+  trend absorbs a slow drift of the gap over the history.
 
-A feature is confounded only when its step cannot be told apart from a neighbour's: no observed day
-falls between the two steps (the design is singular), or the two estimates are correlated beyond
-``SEPARABLE_CORRELATION``.
+The trend is linear over the whole history, bending by a hinge every ``KNOT_DAYS`` (two years) on
+longer histories. It is global on purpose: every launch's step frees the level, so the trend is
+identified only by the slope inside the stretches between launches, and a trend local enough to bend
+within a few months competes with the steps (on the simulation, knots every 180 days widen the
+intervals by half: power 60% instead of 80%). The steps keep the fit local in level; a trend whose
+slope bends within the two years biases a step by about the slope's error times the days between
+the launches around it.
+
+After its judged window a feature's effect is taken to persist: its step carries on, and each later
+launch's step measures the change from there. A step is therefore measured on the days between the
+launches on either side of it (the window and any days after it up to the next launch), and an
+effect that fades after its window reads smaller than at its peak. Once judged, a verdict can
+still be refined a little by the metric's later history (the trend, the noise and the days up to
+the next launch); the numbers shown are always those of the whole history as of ``as_of``.
+
+A feature is confounded only when its step cannot be told apart from another's: no observed day
+falls between the two (the design is singular: found by a Cholesky pass over X'X in column order,
+the later step is dropped and the earlier, most correlated one stands for both), or the two
+estimates are correlated beyond ``SEPARABLE_CORRELATION``. The explanation names the other feature.
 
 Errors: the series is first quasi-differenced with its estimated AR(1) coefficient (Prais–Winsten,
-using ρ^g across a gap of g days, so missing days and the left-out lag are respected), then the
-coefficient's standard error is Newey–West (HAC, Bartlett kernel) — the estimator of statsmodels'
-``OLS(...).fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": True})`` — corrected so
-that it is unbiased under white noise, with the HAC estimate's equivalent degrees of freedom. The
-tests run the whole pipeline against statsmodels; ``python -m bench.bench_verdicts`` measures the
-coverage on simulated organisations with AR(1) noise up to ρ = 0.6.
+using ρ^g across a gap of g days, so missing days are respected), then each step's standard error is
+Newey–West (HAC, Bartlett kernel) — the estimator of statsmodels' ``OLS(...).fit(cov_type="HAC",
+cov_kwds={"maxlags": L, "use_correction": True})`` — corrected so that it is unbiased under white
+noise, with the HAC estimate's equivalent degrees of freedom. The tests run the whole pipeline
+against statsmodels; ``python -m bench.bench_verdicts`` measures the coverage on simulated
+organisations with AR(1) noise up to ρ = 0.6 (0.93–0.95 at each ρ).
 
 The verdict compares the 95% interval with the hypothesis's minimum meaningful change (MMC, half
 the predicted change unless the hypothesis sets one): confirmed when the whole interval lies beyond
@@ -129,7 +147,7 @@ def judge_hypotheses(
         [neighbours(plan), metric_series(plan, metric_observations, as_of), series_members(plan, as_of)],
         engine="in-memory",
     )
-    fits = _fit_series(schedule, rows, members, nearby)
+    fits = _fit_series(schedule, rows, members, nearby, as_of)
     names = metrics.select("metric_id", "name", "unit").collect()
     judged = (
         schedule.join(fits, on="feature_id", how="left")
@@ -162,8 +180,8 @@ def judging_schedule(
 ) -> pl.LazyFrame:
     """Per delivered feature with a hypothesis: pre-period start, effect start, window end, judge date.
 
-    The pre-period is the ``pre_days`` before the delivery day; the ``lag_days`` from delivery are
-    left out; the judged window is the ``window_days`` from the effect start. ``pending`` is true
+    The pre-period is the ``pre_days`` before the delivery day; over the ``lag_days`` from delivery
+    the effect ramps up; the judged window is the ``window_days`` from the effect start. ``pending`` is true
     while the window has not ended by ``as_of``. ``min_meaningful_change`` is the hypothesis's own
     (as a magnitude, in the prediction's kind), else half the predicted change; ``retrospective`` is
     true when the prediction was recorded after delivery.
@@ -217,8 +235,10 @@ def neighbours(schedule: pl.LazyFrame) -> pl.LazyFrame:
     """Per feature, the other scheduled features on the same metric whose effect starts inside its span.
 
     The span runs from the day after the pre-period starts (a step on its first day is constant over
-    the span) to the judging day, both inclusive. One row per pair: feature_id, other_id and the
-    other's effect_start, ordered by feature and effect start.
+    the span) to the judging day, both inclusive. These are the launches a verdict names as estimated
+    jointly with it, and whose steps' correlation with its own is checked (all of the metric's
+    launches are in its fit). One row per pair: feature_id, other_id and the other's effect_start,
+    ordered by feature and effect start.
     """
     coded = schedule.with_columns(pl.col("metric_id").rank("dense").cast(pl.Int64).alias("_metric"))
     # One integer axis per metric, far apart, turns "same metric and inside the span" into one range
@@ -276,9 +296,11 @@ def fitted_series(
         return pl.DataFrame(schema=_CHART_SCHEMA)
     plan = schedule.row(0, named=True)
     metric = every.filter(pl.col("metric_id") == plan["metric_id"]).lazy()
+    own_series = _series_keys(metric, as_of).filter(pl.col("control_segment").eq_missing(plan["control_segment"]))
     rows = (
         metric_series(metric, metric_observations, as_of)
-        .filter(pl.col("control_segment").eq_missing(plan["control_segment"]))
+        .join(own_series.select("series"), on="series")
+        .sort("series", "date")
         .collect()
     )
     members = series_members(metric, as_of).join(rows.lazy().select("series").unique(), on="series").collect()
@@ -372,8 +394,8 @@ def metric_series(schedule: pl.LazyFrame, metric_observations: pl.LazyFrame, as_
     One series per metric for its features without a control segment (segment 'all'), and one per
     control segment named on it ('all' minus that segment, on days both are observed). A series runs
     from the earliest pre-period start of the metric's features to its latest judging day or ``as_of``,
-    whichever is earlier. Columns: series (index), metric_id, control_segment, method, date, day (days
-    since 1970-01-01), y and treated (segment 'all'); ordered by series and date.
+    whichever is earlier. Columns: series (the index of ``_series_keys``), date, day (days since
+    1970-01-01), y and treated (segment 'all'); ordered by series and date.
     """
     is_did = pl.col("method") == DID
     observed = metric_observations.select("metric_id", "date", "segment", "value")
@@ -389,9 +411,6 @@ def metric_series(schedule: pl.LazyFrame, metric_observations: pl.LazyFrame, as_
         .filter(~is_did | pl.col("control").is_not_null())
         .select(
             "series",
-            "metric_id",
-            "control_segment",
-            "method",
             "date",
             pl.col("date").cast(pl.Int64).alias("day"),
             pl.when(is_did).then(pl.col("treated") - pl.col("control")).otherwise(pl.col("treated")).alias("y"),
@@ -578,7 +597,7 @@ class _SeriesBatches:
 
 
 def _fit_series(
-    schedule: pl.DataFrame, rows: pl.DataFrame, members: pl.DataFrame, nearby: pl.DataFrame
+    schedule: pl.DataFrame, rows: pl.DataFrame, members: pl.DataFrame, nearby: pl.DataFrame, as_of: date
 ) -> pl.DataFrame:
     """Effect, interval, the launches estimated jointly and the confounders per feature, from its series' fit."""
     batches = _SeriesBatches(rows, members)
@@ -630,7 +649,9 @@ def _fit_series(
     # NumPy's matrix products release the GIL, so the batches fit side by side on every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(fit, range(0, batches.order.height, _BATCH)))
-    return _fit_frame(schedule, rows, listed, pairs, effect, std_error, dof_all, twin_col, correlation, pair_twins)
+    return _fit_frame(
+        schedule, rows, listed, pairs, effect, std_error, dof_all, twin_col, correlation, pair_twins, as_of
+    )
 
 
 def _fit_frame(
@@ -644,6 +665,7 @@ def _fit_frame(
     twin_col: np.ndarray,
     correlation: np.ndarray,
     pair_twins: np.ndarray,
+    as_of: date,
 ) -> pl.DataFrame:
     """Per feature: days observed, estimate, interval, neighbours estimated jointly, confounders and why."""
     fitted = listed.with_columns(
@@ -693,7 +715,7 @@ def _fit_frame(
         pl.col("other_id").filter(confounding).alias("confounded_by"),
         reason.filter(confounding).str.join("; ").alias("confounded_reason"),
     )
-    counts = _days_observed(schedule, rows)
+    counts = _days_observed(schedule, rows, as_of)
     estimates = fitted.select("feature_id", "estimate_abs", "_se_abs", "_dof")
     level = pl.col("_treated_after") - pl.col("estimate_abs")
     usable_level = level.abs() > 1e-12
@@ -723,10 +745,10 @@ def _fit_frame(
     )
 
 
-def _days_observed(schedule: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+def _days_observed(schedule: pl.DataFrame, rows: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """Per feature, on its own series: observed days in the pre-period and the window, and the window's mean level."""
     keys = schedule.join(
-        rows.select("series", "metric_id", "control_segment").unique(),
+        _series_keys(schedule.lazy(), as_of).select("series", "metric_id", "control_segment").collect(),
         on=["metric_id", "control_segment"],
         how="left",
         nulls_equal=True,
