@@ -506,19 +506,7 @@ def _separable_steps(x: np.ndarray, mask: np.ndarray, first_step: int) -> tuple[
     is the kept step it is most correlated with, which then stands for both.
     """
     xtx = x.transpose(0, 2, 1) @ x
-    count, k = xtx.shape[0], xtx.shape[1]
-    factor = np.zeros_like(xtx)
-    dependent = np.zeros((count, k), bool)
-    for j in range(k):
-        done = factor[:, j, :j]
-        left = xtx[:, j, j] - np.einsum("bi,bi->b", done, done)
-        own = xtx[:, j, j]
-        bad = left <= _SINGULAR * np.maximum(own, 1e-300)
-        dependent[:, j] = bad
-        pivot = np.sqrt(np.where(bad, 1.0, left))
-        below = (xtx[:, j + 1 :, j] - (factor[:, j + 1 :, :j] @ done[..., None])[..., 0]) / pivot[:, None]
-        factor[:, j + 1 :, j] = np.where(bad[:, None], 0.0, below)
-        factor[:, j, j] = np.where(bad, 0.0, pivot)
+    dependent = _dependent_columns(xtx)
     n = mask.sum(axis=1).astype(float)
     mean = xtx[:, 0, first_step:] / n[:, None]
     cov = xtx[:, first_step:, first_step:] / n[:, None, None] - mean[:, :, None] * mean[:, None, :]
@@ -532,6 +520,41 @@ def _separable_steps(x: np.ndarray, mask: np.ndarray, first_step: int) -> tuple[
     corr = np.where(kept[:, None, :] & ~np.eye(width, dtype=bool)[None], np.nan_to_num(corr), -1.0)
     twin = np.where(varies & steps, corr.argmax(axis=2), np.arange(width)[None, :])
     return varies, twin, dependent[:, :first_step]
+
+
+def _dependent_columns(xtx: np.ndarray) -> np.ndarray:
+    """Per series and column of X'X (in order): whether the column adds less than ``_SINGULAR`` of its own.
+
+    The Cholesky factor of X'X scaled to a unit diagonal has, squared on its diagonal, the share of
+    each column's sum of squares left unexplained by the columns before it. When every series' X'X is
+    positive definite numpy's factorisation gives it at once; otherwise the factorisation runs column
+    by column, skipping the dependent columns.
+    """
+    own = np.diagonal(xtx, axis1=1, axis2=2)
+    scale = 1.0 / np.sqrt(np.where(own > 0, own, 1.0))
+    unit = xtx * scale[:, :, None] * scale[:, None, :]
+    diagonal = np.arange(xtx.shape[1])
+    unit[:, diagonal, diagonal] = 1.0
+    try:
+        factor = np.linalg.cholesky(unit)
+    except np.linalg.LinAlgError:
+        factor = None
+    if factor is not None:
+        left = np.diagonal(factor, axis1=1, axis2=2) ** 2
+        return (left <= _SINGULAR) | (own <= 0)
+    count, k = xtx.shape[0], xtx.shape[1]
+    factor = np.zeros_like(unit)
+    dependent = np.zeros((count, k), bool)
+    for j in range(k):
+        done = factor[:, j, :j]
+        left = 1.0 - np.einsum("bi,bi->b", done, done)
+        bad = (left <= _SINGULAR) | (own[:, j] <= 0)
+        dependent[:, j] = bad
+        pivot = np.sqrt(np.where(bad, 1.0, left))
+        below = (unit[:, j + 1 :, j] - (factor[:, j + 1 :, :j] @ done[..., None])[..., 0]) / pivot[:, None]
+        factor[:, j + 1 :, j] = np.where(bad[:, None], 0.0, below)
+        factor[:, j, j] = np.where(bad, 0.0, pivot)
+    return dependent
 
 
 class _SeriesBatches:
@@ -905,14 +928,17 @@ def _lagged_sums(
     projected = x @ bread
     long_run = np.zeros(influence.shape[::2])
     shrink = np.zeros_like(long_run)
+    days = influence.shape[1]
+    pair = np.empty_like(influence)
+    both = np.empty((*resid.shape, 2))
     for lag in range(kernel.shape[0]):
         weight = np.where(lag == 0, 1.0, 2.0 * kernel[lags, lag])[:, None]
-        end = influence.shape[1] - lag
-        pair = influence[:, lag:] * influence[:, :end]
+        end = days - lag
+        np.multiply(influence[:, lag:], influence[:, :end], out=pair[:, :end])
+        np.multiply(resid[:, lag:], resid[:, :end], out=both[:, :end, 0])
         # Row-by-row dot products as einsum: no (series, days, columns) temporary per lag.
-        hat = np.einsum("fdk,fdk->fd", projected[:, lag:], x[:, :end])
-        both = np.stack([resid[:, lag:] * resid[:, :end], hat], axis=-1)
-        sums = pair.transpose(0, 2, 1) @ both
+        np.einsum("fdk,fdk->fd", projected[:, lag:], x[:, :end], out=both[:, :end, 1])
+        sums = pair[:, :end].transpose(0, 2, 1) @ both[:, :end]
         long_run += weight * sums[..., 0]
         shrink += weight * sums[..., 1]
     return long_run, shrink
