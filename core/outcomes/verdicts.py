@@ -473,8 +473,8 @@ def design(
     ``day`` and ``mask`` are (series, rows), ``first`` and ``last`` each series' span (days since
     1970), ``delivered`` and ``lag`` (series, features) its features (padding: a delivery far in the
     future). Columns: const; trend (days since the span start / 100); one hinge per knot, every
-    ``KNOT_DAYS`` from the span start while at least half that is left (so the trend bends slowly and
-    stays local to about a year); six weekday dummies (Tuesday to Sunday); then per feature its effect's
+    ``KNOT_DAYS`` from the span start while at least half that is left (so the trend bends at most
+    every two years); six weekday dummies (Tuesday to Sunday); then per feature its effect's
     shape: 0 before delivery, rising linearly over the lag days to 1 on the effect start, 1 after.
     """
     t = (day - first[:, None]).astype(float)
