@@ -919,12 +919,13 @@ def _lagged_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per series and effect, the Newey–West long-run variance of z_t = a_t·e_t and its white-noise shrinkage.
 
-    ``projected`` is X·(X'X)⁻¹ and ``influence`` its effect columns (the a_t). The long-run variance is Σ_|l|≤L w_l·Σ_t z_t·z_{t−l}. The HAC variance is a quadratic form in the
-    residuals; with white-noise errors its expectation is σ²·(B_cc − Σ_|t−s|≤L w_|t−s|·a_t·a_s·h_ts),
-    where a_t is the effect's influence of day t and h the hat matrix, while the true variance is
-    σ²·B_cc: the second sum is the shrinkage. (The n/(n−k) factor corrects only the lag-0 part; with a
-    persistent regressor such as a step, the lag terms matter as much.) Both sums share a_t·a_{t−l}, so
-    each lag takes one product and one matrix product against [e_t·e_{t−l}, h_{t,t−l}].
+    ``projected`` is X·(X'X)⁻¹ and ``influence`` its effect columns (the a_t). The long-run
+    variance is Σ_|l|≤L w_l·Σ_t z_t·z_{t−l}. The HAC variance is a quadratic form in the residuals;
+    with white-noise errors its expectation is σ²·(B_cc − Σ_|t−s|≤L w_|t−s|·a_t·a_s·h_ts), where h is
+    the hat matrix, while the true variance is σ²·B_cc: the second sum is the shrinkage. (The
+    n/(n−k) factor corrects only the lag-0 part; with a persistent regressor such as a step, the lag
+    terms matter as much.) Both sums share a_t·a_{t−l}, so each lag takes one product and one matrix
+    product against [e_t·e_{t−l}, h_{t,t−l}].
     """
     long_run = np.zeros(influence.shape[::2])
     shrink = np.zeros_like(long_run)
