@@ -10,20 +10,22 @@ import pytest
 import statsmodels.api as sm
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats
 
 from core.model.schema import empty
 from core.outcomes.verdicts import (
-    DESIGN,
     DID,
     ITS,
     VERDICT_COLUMNS,
     _fit_batch,
+    _SeriesBatches,
     _verdict,
     fitted_series,
     judge_hypotheses,
     judging_schedule,
+    metric_series,
     neighbours,
-    observation_windows,
+    series_members,
 )
 
 START = date(2024, 1, 1)
@@ -183,21 +185,34 @@ def test_a_trend_without_a_step_is_rarely_taken_for_an_effect():
 
 def test_the_whole_pipeline_matches_statsmodels_on_a_series_with_missing_days():
     rng = np.random.default_rng(5)
-    days = 150
-    t = np.arange(days) - 100
-    values = 50 + 0.05 * t + weekdays(days) + 2.0 * (t >= 0) + ar1(rng, (1, days), 1.0, 0.5)[0]
-    frames = org({"m": values}, [{"feature_id": "f", "metric_id": "m", "day": 100, "window": 45, "lag": 3}])
-    # Days 30-34 and 60 are missing, and the lag (days 100-102) is left out: rows are not consecutive days.
+    days = 260
+    t = np.arange(days)
+    # Two launches on one metric: +2 on day 100 ramping over a 3-day lag, -1.5 on day 170 at once.
+    effects = 2.0 * np.clip((t - 100) / 3, 0, 1) - 1.5 * (t >= 170)
+    values = 50 + 0.05 * t + weekdays(days) + effects + ar1(rng, (1, days), 1.0, 0.5)[0]
+    plans = [
+        {"feature_id": "f", "metric_id": "m", "day": 100, "window": 45, "lag": 3},
+        {"feature_id": "g", "metric_id": "m", "day": 170, "window": 45},
+    ]
+    frames = org({"m": values}, plans)
+    # Days 30-34, 60 and 101 are missing: rows are not consecutive days.
     observed = frames["metric_observations"].filter(
-        ~pl.col("date").is_in([START + timedelta(days=d) for d in (30, 31, 32, 33, 34, 60)])
+        ~pl.col("date").is_in([START + timedelta(days=d) for d in (30, 31, 32, 33, 34, 60, 101)])
     )
     as_of = START + timedelta(days=days - 1)
     schedule = judging_schedule(frames["features"], frames["hypotheses"], as_of)
-    windows = observation_windows(schedule, observed, as_of).collect()
-    x, y = windows.select(DESIGN).to_numpy(), windows["y"].to_numpy()
-    day = windows["t"].to_numpy()
-    gap = np.diff(day, prepend=day[0])
-    fit = _fit_batch(x[None], y[None], np.ones((1, len(y)), bool), gap[None])
+    rows = metric_series(schedule, observed, as_of).collect()
+    x, y, mask, gap, first_step, _, _ = _SeriesBatches(rows, series_members(schedule, as_of).collect()).batch(0, 1)
+    effects_at = np.arange(first_step, x.shape[2])
+    fit = _fit_batch(x, y, mask, gap, effects_at)
+    x, y, gap = x[0], y[0], gap[0]
+    day = rows["day"].to_numpy()
+    # The design by hand: const, trend, six weekday dummies, f's ramp (0 on day 100, 1 from day 103), g's step.
+    assert first_step == 8
+    since = day - day[0]
+    np.testing.assert_allclose(x[:, 1], since / 100)
+    np.testing.assert_allclose(x[:, 8], np.clip((since - 100) / 3, 0, 1))
+    np.testing.assert_allclose(x[:, 9], (since >= 170).astype(float))
 
     # The oracle: AR(1) from statsmodels' OLS residuals on consecutive days, bias-corrected as documented.
     resid = sm.OLS(y, x).fit().resid
@@ -218,19 +233,68 @@ def test_the_whole_pipeline_matches_statsmodels_on_a_series_with_missing_days():
     lags = int(np.floor(4 * (n / 100) ** (2 / 9)))
     reference = sm.OLS(whiten @ y, whiten @ x).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
     np.testing.assert_allclose(fit.beta[0], reference.params, rtol=1e-8)
-    # Only the effect's variance is computed (the sandwich collapsed onto its row): statsmodels' entry for it.
-    assert fit.variance[0] == pytest.approx(reference.cov_params()[2, 2], rel=1e-8)
+    # Only the effects' variances are computed (each sandwich collapsed onto its row): statsmodels' entries.
+    np.testing.assert_allclose(fit.variance[0], np.diag(reference.cov_params())[effects_at], rtol=1e-8)
     # Degrees of freedom: the Bartlett HAC's equivalent 3n / (2(L + 1)), at most n − k.
     assert fit.dof[0] == min(n - k, np.floor(3 * n / (2 * (lags + 1))))
     # The white-noise correction: E[HAC variance] under white noise, written out with the hat matrix.
     xw = whiten @ x
     bread = np.linalg.inv(xw.T @ xw)
     hat = xw @ bread @ xw.T
-    influence = xw @ bread[:, 2]
     weights = np.maximum(1 - np.abs(np.arange(n)[:, None] - np.arange(n)[None, :]) / (lags + 1), 0)
-    expected = (weights * np.outer(influence, influence) * (np.eye(n) - hat)).sum()
-    corrected = fit.variance[0] * fit.correction[0]
-    assert corrected == pytest.approx(reference.cov_params()[2, 2] * bread[2, 2] / expected * (n - k) / n, rel=1e-8)
+    for j, column in enumerate(effects_at):
+        influence = xw @ bread[:, column]
+        expected = (weights * np.outer(influence, influence) * (np.eye(n) - hat)).sum()
+        corrected = fit.variance[0, j] * fit.correction[0, j]
+        wanted = reference.cov_params()[column, column] * bread[column, column] / expected * (n - k) / n
+        assert corrected == pytest.approx(wanted, rel=1e-8)
+    # And the verdicts report these numbers: the estimate and the interval with the t quantile at that dof.
+    verdicts = judge_hypotheses(
+        frames["features"], frames["hypotheses"], frames["metrics"], observed, as_of=as_of
+    ).sort("feature_id")
+    se = np.sqrt(fit.variance[0] * fit.correction[0])
+    half = stats.t.ppf(0.975, fit.dof[0]) * se
+    np.testing.assert_allclose(verdicts["estimate_abs"].to_numpy(), reference.params[effects_at], rtol=1e-8)
+    np.testing.assert_allclose(
+        verdicts["ci_high_abs"].to_numpy() - verdicts["estimate_abs"].to_numpy(), half, rtol=1e-8
+    )
+
+
+def test_noiseless_launches_with_a_ramp_give_exactly_their_steps():
+    # A level of 40, a trend of 0.02 a day, +3 from day 150 (no lag), -2 ramping from delivery on
+    # day 196 over a 4-day lag (day 196: 0, 197: -0.5, 198: -1, 199: -1.5, 200 on: -2), and +1 on day
+    # 260 two days after a 0-effect launch on day 258; every day observed, weekly pattern included.
+    days = 330
+    t = np.arange(days)
+    values = 40.0 + 0.02 * t + weekdays(days) + 3.0 * (t >= 150) - 2.0 * np.clip((t - 196) / 4, 0, 1) + 1.0 * (t >= 260)
+    plans = [
+        {"feature_id": "a", "metric_id": "m", "day": 150, "kind": "absolute", "predicted": 3.0, "window": 40},
+        {
+            "feature_id": "b",
+            "metric_id": "m",
+            "day": 196,
+            "lag": 4,
+            "kind": "absolute",
+            "predicted": -2.0,
+            "window": 42,
+        },
+        {"feature_id": "c", "metric_id": "m", "day": 258, "kind": "absolute", "predicted": 1.0, "window": 40},
+        {"feature_id": "d", "metric_id": "m", "day": 260, "kind": "absolute", "predicted": 1.0, "window": 40},
+    ]
+    rows = {
+        r["feature_id"]: r
+        for r in judge_hypotheses(**org({"m": values}, plans), as_of=START + timedelta(days=days - 1)).iter_rows(
+            named=True
+        )
+    }
+    assert rows["a"]["estimate_abs"] == pytest.approx(3.0, abs=1e-8)
+    assert rows["b"]["estimate_abs"] == pytest.approx(-2.0, abs=1e-8)
+    assert rows["c"]["estimate_abs"] == pytest.approx(0.0, abs=1e-8)
+    assert rows["d"]["estimate_abs"] == pytest.approx(1.0, abs=1e-8)
+    # Without the feature, b's window (days 200 to 241, six whole weeks) would have averaged 40 + 0.02 * 220.5 + 3.
+    assert rows["b"]["estimate_rel"] == pytest.approx(-2.0 / (40 + 0.02 * 220.5 + 3.0), abs=1e-9)
+    assert rows["a"]["ci_low_abs"] == pytest.approx(3.0, abs=1e-6)
+    assert rows["b"]["estimated_with"] == ["a"]
 
 
 def test_wrong_direction_is_refuted_and_a_noisy_metric_is_inconclusive():
@@ -417,7 +481,8 @@ def test_no_hypotheses_gives_an_empty_frame():
 def test_chart_series_shows_fitted_lines_and_counterfactual():
     days, delivery = 176, 120
     t = np.arange(days) - delivery
-    values = 100.0 + 0.1 * t + weekdays(days) + 5.0 * (t >= 0)
+    # The effect ramps over the 3 lag days, as the model has it: 0 on delivery, 5 from day 123 on.
+    values = 100.0 + 0.1 * t + weekdays(days) + 5.0 * np.clip(t / 3, 0, 1)
     frames = org({"m": values}, [{"feature_id": "f", "metric_id": "m", "day": delivery, "window": 56, "lag": 3}])
     chart = fitted_series(
         "f",
