@@ -446,8 +446,8 @@ def test_home_teams_and_key_map_pages_work_on_a_pilot_workspace(
     at.switch_page("pages/data.py").run()
     assert not at.exception, at.exception
     assert "checkout-agent" in rendered_text(at) and "growth-agent" in rendered_text(at)
-    at.selectbox(key="data.keys.key").set_value("growth-agent").run()
-    at.selectbox(key="data.keys.target.team_id").set_value("growth").run()
+    next(s for s in at.selectbox if s.label == "Account key or scope").set_value("growth-agent").run()
+    at.selectbox(key="data.keys.target").set_value(("team_id", "growth")).run()
     at.button(key="data.keys.map").click().run()
     assert not at.exception, at.exception
     assert any("`growth-agent` is mapped to Growth (growth)." in s.value for s in at.success)
