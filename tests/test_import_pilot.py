@@ -434,6 +434,9 @@ def test_home_teams_and_key_map_pages_work_on_a_pilot_workspace(
     assert "2026 Q1" in text and "Features delivered 1" in text
     assert "Median feature lead time — " in text and "1 of 1 have no start date" not in text  # help is not rendered
     assert "USD" in text and "$" not in text
+    # the checklist's coverage is what was reached: none of the 4.50 + 2.30 of agent cost reaches a feature
+    assert "**Cost per feature** · coverage 0%" in text
+    assert "0.00 of 6.80 USD attributed to a feature" in text
 
     at.switch_page("pages/teams.py").run()
     assert not at.exception, at.exception
