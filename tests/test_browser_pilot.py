@@ -238,6 +238,11 @@ def _check(me: Journey, home: Path, elapsed: float, shown: str) -> None:
             ("checkout-agent", None, None, "PAY-1"),
             ("growth-agent", "growth", None, None),
         ]
+        from core import measures
+
+        frames = store.snapshot().frames()
+        verdict = measures.judged_hypotheses(frames, measures.as_of(frames)).row(0, named=True)
+        assert (verdict["feature_id"], verdict["verdict"]) == ("PAY-1", "confirmed")  # the planted +15% step
         hypothesis = store.read("hypotheses").row(0, named=True)
         assert (hypothesis["feature_id"], hypothesis["metric_id"]) == ("PAY-1", "checkout_conversion")
         assert hypothesis["predicted_change"] == pytest.approx(0.10)

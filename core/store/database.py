@@ -814,11 +814,18 @@ def _add_missing_columns(engine: Engine) -> list[str]:
         )
     quote = engine.dialect.identifier_preparer.quote
     guard = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""  # another process may add it too
-    with engine.begin() as conn:
-        for table, column in missing:
-            kind = column.type.compile(dialect=engine.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN{guard} {quote(column.name)} {kind}"))
-    return [f"{t.name}.{c.name}" for t, c in missing]
+    added = []
+    for table, column in missing:
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN{guard} {quote(column.name)} {kind}"))
+        except sa.exc.OperationalError:  # SQLite: another process opening the workspace added it first
+            if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                raise
+            continue
+        added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def _insert_missing(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
