@@ -35,12 +35,12 @@ def _first_admin() -> None:
             st.error("The two passwords differ.")
             return
         try:
-            users.create_first_admin(store, token, username, name or username, password)
+            admin = users.create_first_admin(store, token, username, name or username, password)
         except users.UserError as error:
             st.error(str(error))
             return
-        st.success(f"Admin `{username.strip().lower()}` created.")
-        st.button("Continue to sign in", key="first_admin.continue")
+        session.sign_in_first_admin(admin)  # they just proved the token and chose the password
+        st.rerun()
 
 
 def _change_password() -> None:

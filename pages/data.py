@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 import zoneinfo
 
 import polars as pl
@@ -50,7 +51,8 @@ PAGE = "data"
 NEW_CONNECTION = "+ New connection"
 DEVLAKE_ENTITIES = ("pull_requests", "deployments", "incidents", "features", "work_items")
 _UPLOAD = f"{PAGE}.upload."
-_KEEP_ON_NEW_FILE = (f"{PAGE}.upload.file", f"{PAGE}.upload.current")
+_DONE = f"{PAGE}.upload.done"  # file id → the import record of each uploaded file already imported
+_KEEP_ON_NEW_FILE = (f"{PAGE}.upload.file", f"{PAGE}.upload.current", _DONE)
 
 data = page_data()
 store, me = data.store, data.viewer
@@ -63,20 +65,41 @@ page_header(
 
 
 def render_upload() -> None:
-    """Upload tab: settings, the file, what it was recognised as, the mapping, problems, import."""
+    """Upload tab: settings, the files, what each was recognised as, the mapping, problems, import.
+
+    Several files can be dropped at once; each is recognised, checked and imported in turn, and the
+    next one comes up when the one before is imported.
+    """
     render_import_settings()
-    uploaded = st.file_uploader(
-        "Export file",
+    files = st.file_uploader(
+        "Export files",
         type=list(UPLOAD_TYPES),
         key=f"{PAGE}.upload.file",
-        help="CSV/TSV, Parquet, Excel (.xlsx), JSON, NDJSON, or `git log` output (.txt/.log).",
+        accept_multiple_files=True,
+        help="CSV/TSV, Parquet, Excel (.xlsx), JSON, NDJSON, or `git log` output (.txt/.log). Drop several at once: "
+        "each is checked and imported in turn.",
     )
-    if uploaded is None:
+    if not files:
         st.caption(
             "Recognised without any mapping: " + ", ".join(f.label for f in FORMATS.values()) + ". Anything else "
             "opens the column mapping screen."
         )
         return
+    done: dict[str, ImportRecord] = {
+        k: v for k, v in st.session_state.get(_DONE, {}).items() if k in {f.file_id for f in files}
+    }
+    st.session_state[_DONE] = done
+    pending = [f for f in files if f.file_id not in done]
+    for finished in (f for f in files if f.file_id in done):
+        if pending or finished is not files[-1]:
+            show_result(done[finished.file_id], key=None)
+        else:
+            show_result(done[finished.file_id], key=f"{PAGE}.upload.result_table")
+    if not pending:
+        return
+    uploaded = pending[0]
+    if len(files) > 1:
+        st.markdown(f"**{plain(uploaded.name)}**, file {files.index(uploaded) + 1} of {len(files)}")
     _forget_previous_upload(uploaded.file_id)
     settings = settings_fingerprint(store)
     sheet = st.session_state.get(f"{PAGE}.upload.sheet")
@@ -153,7 +176,7 @@ def render_metric_definitions(
     except ImportFailed as error:
         show_failure(error, key=f"{PAGE}.upload.metrics_failure")
         return
-    st.session_state[f"{PAGE}.upload.result"] = (file_id, record)
+    st.session_state[_DONE] = st.session_state.get(_DONE, {}) | {file_id: record}
     st.rerun()
 
 
@@ -382,21 +405,20 @@ def render_import_button(plan: ImportPlan, file_id: str) -> None:
         except ImportFailed as error:
             show_failure(error, key=f"{PAGE}.upload.import_failure")
             return
-        st.session_state[f"{PAGE}.upload.result"] = (file_id, record)
-    result = st.session_state.get(f"{PAGE}.upload.result")
-    if result and result[0] == file_id:
-        show_result(result[1], key=f"{PAGE}.upload.result_table")
+        st.session_state[_DONE] = st.session_state.get(_DONE, {}) | {file_id: record}
+        st.rerun()  # the result is shown above, and the next file, if any, comes up
 
 
-def show_result(record: ImportRecord, key: str) -> None:
-    """A success message with rows added, updated and rejected per entity."""
+def show_result(record: ImportRecord, key: str | None) -> None:
+    """A success message with rows added, updated and rejected per entity (the table too, given a ``key``)."""
     st.success(
         f"Import #{record.import_id} of {record.source} done: {record.added:,} rows added, {record.updated:,} "
         f"updated, {sum(c.get('rejected', 0) for c in record.counts.values()):,} rejected. Every page now shows "
         "the new data; undo it under Import history.",
         icon=":material/task_alt:",
     )
-    table(counts_frame(record), key=key)
+    if key is not None:
+        table(counts_frame(record), key=key)
 
 
 def _forget_previous_upload(file_id: str) -> None:
@@ -646,34 +668,48 @@ def render_cost_keys() -> None:
             "An admin maps account keys (or import a key map: `python -m core import keys.csv --entity cost_keys`)."
         )
         return
+    # Keys first (by spend), then scopes: once a key is mapped, the next key is the one offered.
     identifiers = list(
         dict.fromkeys(
-            v for pair in accounts.select("account_key", "account_scope").rows() for v in pair if v is not None
+            [v for v in accounts["account_key"] if v is not None] + [v for v in accounts["account_scope"] if v]
         )
     )
     if not identifiers:
         return
     st.markdown("**Map an account identifier**")
-    left, mid, right = st.columns(3)
-    key = left.selectbox("Account key or scope", identifiers, key=f"{PAGE}.keys.key")
-    kinds = {"team_id": "a team", "person_id": "a person or agent", "feature_id": "a feature"}
-    kind = mid.radio("Map it to", list(kinds), format_func=kinds.get, key=f"{PAGE}.keys.kind", horizontal=True)
-    entity, label = {"team_id": ("teams", "name"), "person_id": ("people", "name"), "feature_id": ("features", "name")}[
-        kind
-    ]
-    rows = data[entity].select(pl.col(kind), pl.col(label)).collect()
-    names = {i: f"{n} ({i})" for i, n in rows.rows()}
+    left, right = st.columns(2)
+    # Keyed by the list itself: when an import or a mapping changes it, the top spender is offered again.
+    listed = zlib.crc32("\n".join(identifiers).encode())
+    key = left.selectbox("Account key or scope", identifiers, key=f"{PAGE}.keys.key.{listed:08x}")
+    kinds = {
+        "team_id": ("teams", "Team"),
+        "person_id": ("people", "Person or agent"),
+        "feature_id": ("features", "Feature"),
+    }
+    names: dict[tuple[str, str], str] = {}
+    for kind, (entity, noun) in kinds.items():
+        rows = data[entity].select(pl.col(kind), pl.col("name")).sort("name", nulls_last=True).collect()
+        names |= {(kind, i): f"{noun} · {n} ({i})" for i, n in rows.rows()}
     if not names:
-        right.caption(f"No {kinds[kind].removeprefix('a ').removeprefix('an ')} is stored yet.")
+        right.caption("No team, person or feature is stored yet: import a Jira or Linear export first.")
         return
-    target = right.selectbox("Which", list(names), format_func=names.get, key=f"{PAGE}.keys.target.{kind}")
-    if st.button("Map it", type="primary", key=f"{PAGE}.keys.map"):
+    target = right.selectbox(
+        "Map it to",
+        list(names),
+        index=None,
+        format_func=names.get,
+        key=f"{PAGE}.keys.target",
+        placeholder="A team, a person or agent, or a feature (type to search)",
+    )
+    if st.button("Map it", type="primary", key=f"{PAGE}.keys.map", disabled=target is None) and target is not None:
+        kind, target_id = target
         try:
-            access.map_cost_account(store, me, key, **{kind: target})
+            access.map_cost_account(store, me, key, **{kind: target_id})
         except (ValueError, access.AccessDenied) as error:
             st.error(str(error))
             return
-        st.session_state[f"{PAGE}.keys.done"] = f"`{key}` is mapped to {names[target]}."
+        st.session_state[f"{PAGE}.keys.done"] = f"`{key}` is mapped to {names[target].split(' · ', 1)[1]}."
+        st.session_state.pop(f"{PAGE}.keys.target", None)  # the next key starts from a blank target
         st.rerun()
 
 

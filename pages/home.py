@@ -162,10 +162,19 @@ if viewer.role == "admin":
     if not setup.is_set_up(counts):
         st.subheader("Setup checklist")
         st.caption("What each headline number needs, what is there, and the next step.")
-        for row in setup.setup_checklist(counts):
+        reached = setup.reach(
+            data["features"],
+            data["metrics"],
+            data["pull_requests"],
+            data["deployments"],
+            caches.judged(data),
+            caches.cost_rollup(data),
+            caches.cost_settings(data).currency,
+        )
+        for row in setup.setup_checklist(counts, reached):
             with st.container(border=True):
                 left, right = st.columns([3, 2])
-                left.markdown(f"**{row.number}** · {fmt.percent(row.coverage)} of what it needs")
+                left.markdown(f"**{row.number}** · coverage {fmt.percent(row.coverage)}")
                 left.caption(f"Needs {row.needs}. There: {row.present}.")
                 right.page_link(f"pages/{row.next_page}.py", label=row.next_step)
     st.subheader("Workspace")

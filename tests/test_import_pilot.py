@@ -434,6 +434,9 @@ def test_home_teams_and_key_map_pages_work_on_a_pilot_workspace(
     assert "2026 Q1" in text and "Features delivered 1" in text
     assert "Median feature lead time — " in text and "1 of 1 have no start date" not in text  # help is not rendered
     assert "USD" in text and "$" not in text
+    # the checklist's coverage is what was reached: none of the 4.50 + 2.30 of agent cost reaches a feature
+    assert "**Cost per feature** · coverage 0%" in text
+    assert "0.00 of 6.80 USD attributed to a feature" in text
 
     at.switch_page("pages/teams.py").run()
     assert not at.exception, at.exception
@@ -446,8 +449,8 @@ def test_home_teams_and_key_map_pages_work_on_a_pilot_workspace(
     at.switch_page("pages/data.py").run()
     assert not at.exception, at.exception
     assert "checkout-agent" in rendered_text(at) and "growth-agent" in rendered_text(at)
-    at.selectbox(key="data.keys.key").set_value("growth-agent").run()
-    at.selectbox(key="data.keys.target.team_id").set_value("growth").run()
+    next(s for s in at.selectbox if s.label == "Account key or scope").set_value("growth-agent").run()
+    at.selectbox(key="data.keys.target").set_value(("team_id", "growth")).run()
     at.button(key="data.keys.map").click().run()
     assert not at.exception, at.exception
     assert any("`growth-agent` is mapped to Growth (growth)." in s.value for s in at.success)

@@ -136,5 +136,5 @@ def test_a_new_workspace_admin_home_shows_the_setup_checklist(tmp_path: Path, mo
     at = signed_in(build_workspace(tmp_path, "empty"), "admin", monkeypatch)
     assert not at.exception, at.exception
     text = rendered_text(at)
-    assert "Setup checklist" in text and "**Cost per feature** · 0% of what it needs" in text
+    assert "Setup checklist" in text and "**Cost per feature** · coverage 0%" in text
     assert "Needs pull requests, deployments. There: nothing yet." in text

@@ -72,13 +72,13 @@ def test_the_first_admin_needs_the_setup_token_printed_on_the_server(
     assert not users.has_users(store)
     _first_admin_form(at, token)
     assert not at.exception
-    assert [s.value for s in at.success] == ["Admin `root` created."]
     assert not users.has_setup_token(store)
-    at.button(key="first_admin.continue").click().run()
-    assert [t.label for t in at.text_input] == ["Username", "Password"]
-    _attempt(at, "root", PASSWORD)
-    assert not at.exception
-    assert "Root Admin" in " ".join(m.value for m in at.sidebar.markdown)
+    assert "Root Admin" in " ".join(m.value for m in at.sidebar.markdown)  # signed in by the form itself
+    again = AppTest.from_file(APP, default_timeout=60).run()  # another browser signs in with the password
+    assert [t.label for t in again.text_input] == ["Username", "Password"]
+    _attempt(again, "root", PASSWORD)
+    assert not again.exception
+    assert "Root Admin" in " ".join(m.value for m in again.sidebar.markdown)
 
 
 def test_a_setup_token_creates_one_admin_only_once(store: Store) -> None:

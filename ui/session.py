@@ -105,6 +105,12 @@ def keep_session_after_own_password_change(changed_at: datetime) -> None:
     _ask_for_cookie(str(st.session_state["username"]), current_store())
 
 
+def sign_in_first_admin(user: users.User) -> None:
+    """Sign in the first admin who just created their account with the setup token and their password."""
+    _remember(user, utc_now())
+    _ask_for_cookie(user.username, current_store())
+
+
 def client_address() -> str:
     """The client's address as the sign-in throttle counts it (all local connections count as one)."""
     return st.context.ip_address or _LOCAL_ADDRESS

@@ -208,10 +208,25 @@ class Store:
 
     # -- lifecycle ---------------------------------------------------------------------
     def create(self) -> None:
-        """Create every table that does not exist yet."""
+        """Create every table that does not exist yet and add the columns an older workspace lacks.
+
+        A workspace made by an earlier version opens with the current code: missing tables are
+        created, missing nullable columns added (rows kept, the new column empty), and the data
+        version moved on so the snapshot and every cached result are rebuilt with the new columns.
+        Running it again changes nothing.
+        """
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:  # the row every write locks to take the next version
             _insert_missing(conn, meta_table, {"key": "data_version", "value": "0"})
+        added = _add_missing_columns(self.engine)
+        if added:
+            with self.engine.begin() as conn:
+                self._bump_version(conn)
+                conn.execute(
+                    audit_table.insert().values(
+                        at=utc_now(), actor=None, action="store.migrate", detail="added columns " + ", ".join(added)
+                    )
+                )
 
     def drop_all(self) -> None:
         """Remove every Throughline table and the snapshot (used by tests and ``init --force``)."""
@@ -778,6 +793,39 @@ def _connectorx_uri(engine: Engine) -> str | None:
     if url.get_backend_name() == "postgresql":
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
     return None
+
+
+def _add_missing_columns(engine: Engine) -> list[str]:
+    """Add every column of the model that a stored table lacks; returns them as ``table.column``.
+
+    Only nullable, non-key columns can be added to a table that holds rows; a missing key or
+    required column means the workspace is not one this code can open, and says so.
+    """
+    inspector = sa.inspect(engine)
+    stored = {name: {c["name"] for c in inspector.get_columns(name)} for name in metadata.tables}
+    missing = [(t, c) for t in metadata.tables.values() for c in t.columns if c.name not in stored[t.name]]
+    if not missing:
+        return []
+    required = [f"{t.name}.{c.name}" for t, c in missing if c.primary_key or not c.nullable]
+    if required:
+        raise RuntimeError(
+            f"the workspace database lacks required columns {', '.join(required)}; "
+            "it was made by a version this one cannot upgrade"
+        )
+    quote = engine.dialect.identifier_preparer.quote
+    guard = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""  # another process may add it too
+    added = []
+    for table, column in missing:
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN{guard} {quote(column.name)} {kind}"))
+        except sa.exc.OperationalError:  # SQLite: another process opening the workspace added it first
+            if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                raise
+            continue
+        added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def _insert_missing(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
