@@ -8,6 +8,7 @@ them: the as-of date, the hypothesis verdicts, the cost lines) and returns its c
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -72,27 +73,41 @@ def vanity_flags(frames: Frames, up: Upstream | None) -> pl.DataFrame:
 
 
 def full_recompute(frames: Frames, _: Upstream | None) -> dict[str, Any]:
-    """Every page's measures from the frames alone: what a new data version costs before pages answer warm."""
+    """Every page's measures from the frames alone: what a new data version costs before pages answer warm.
+
+    Run as the app's caches fill: the verdicts, the cost roll-up and the measures that need neither
+    (DORA, cycle times, outcome progress, milestones) at once on threads (Polars and the verdicts'
+    statistics release the GIL, so the single-threaded parts of one overlap the others), then what
+    consumes the verdicts and the roll-up, the flags beside the rest.
+    """
     as_of = measures.as_of(frames)
-    judged = measures.judged_hypotheses(frames, as_of)
-    lines = measures.cost_rollup(frames, DEFAULT_SETTINGS).collect()
-    daily = measures.daily_throughput(frames, judged.lazy(), lines.lazy()).collect()
-    quarter = f"{as_of.year}Q{(as_of.month - 1) // 3 + 1}"
     deploys, prs, incidents = frames["deployments"], frames["pull_requests"], frames["incidents"]
-    plans = [
-        costs.cost_per_feature(lines.lazy(), frames["features"]),
-        costs.cost_summary(lines.lazy(), frames["features"], quarter),
-        costs.quarterly_cost_trend(lines.lazy(), frames["features"]),
-        throughput.throughput_series(daily.lazy(), "week"),
-        throughput.throughput_series(daily.lazy(), "quarter"),
-        throughput.milestone_markers(frames["milestones"], frames["features"]),
-        progress.outcome_progress(frames["metrics"], frames["metric_observations"], as_of),
+    independent = [
         dora.dora_measures(deploys, prs, incidents),
         dora.dora_trend(deploys, prs, incidents),
         dora.pr_cycle_times(prs, deploys),
     ]
-    results = pl.collect_all(plans)
-    flagged = detectors.detect_all(frames, judged.lazy(), lines.lazy(), as_of=as_of)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        judged_future = pool.submit(measures.judged_hypotheses, frames, as_of)
+        lines_future = pool.submit(lambda: measures.cost_rollup(frames, DEFAULT_SETTINGS).collect())
+        independent_future = pool.submit(pl.collect_all, independent, engine=dora.ENGINE)
+        judged, lines = judged_future.result(), lines_future.result()
+        daily = measures.daily_throughput(frames, judged.lazy(), lines.lazy()).collect()
+        quarter = f"{as_of.year}Q{(as_of.month - 1) // 3 + 1}"
+        flags_future = pool.submit(detectors.detect_all, frames, judged.lazy(), lines.lazy(), as_of=as_of)
+        dependent = pl.collect_all(
+            [
+                costs.cost_per_feature(lines.lazy(), frames["features"]),
+                costs.cost_summary(lines.lazy(), frames["features"], quarter),
+                costs.quarterly_cost_trend(lines.lazy(), frames["features"]),
+                throughput.throughput_series(daily.lazy(), "week"),
+                throughput.throughput_series(daily.lazy(), "quarter"),
+                throughput.milestone_markers(frames["milestones"], frames["features"]),
+                progress.outcome_progress(frames["metrics"], frames["metric_observations"], as_of),
+            ]
+        )
+        flagged = flags_future.result()
+    results = [*dependent, *independent_future.result()]
     return {"judged": judged, "lines": lines.height, "results": results, "flags": flagged}
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,8 +138,13 @@ def keep_results(store: Store) -> None:
     snapshot = store.snapshot()
     frames = snapshot.frames()
     cost = settings.load(store, CostSettings)
-    verdicts = judged(snapshot.folder, frames, measures.as_of(frames))
-    rollup = cost_rollup(snapshot.folder, frames, cost)
+    # The verdicts and the roll-up are independent and both are what a first page waits for: computed
+    # at once (Polars and the verdicts' statistics release the GIL), the single-threaded stretches of
+    # one overlap the other, and a page waiting on either lock gets both sooner than one after the other.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=KEEPER_THREAD) as pool:
+        verdicts_future = pool.submit(judged, snapshot.folder, frames, measures.as_of(frames))
+        rollup_future = pool.submit(cost_rollup, snapshot.folder, frames, cost)
+        verdicts, rollup = verdicts_future.result(), rollup_future.result()
     daily_throughput(snapshot.folder, frames, lambda: verdicts, lambda: rollup, cost)
     unattributed_events(snapshot.folder, frames, cost, lambda: measures.cost_links(frames))
 

@@ -705,12 +705,14 @@ def deployment_rework(
     shipped = (
         link_pull_requests_to_deployments(pull_requests, deployments, commit_ranges)
         .filter(pl.col("deployment_id").is_not_null())
-        .join(pull_requests.select("pr_id", "title", "branch"), on="pr_id", how="left")
         .join(_group_of(deployments), on="deployment_id", how="inner")
     )
     for column, pattern in (("title", settings.rework_title_pattern), ("branch", settings.rework_branch_pattern)):
+        # The few PRs whose text marks a fix are found first, so only they are joined to what shipped them
+        # (joining every shipped PR's title and branch text cost more than the pattern match itself).
+        marked_prs = pull_requests.filter(pl.col(column).str.contains(pattern).fill_null(False))
         reasons.append(
-            shipped.filter(pl.col(column).str.contains(pattern).fill_null(False)).select(
+            shipped.join(marked_prs.select("pr_id", column), on="pr_id", how="inner").select(
                 "deployment_group",
                 pl.format("shipped PR {} whose {} `{}` marks a fix", "pr_id", pl.lit(column), column).alias("reason"),
             )
