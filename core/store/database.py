@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -215,7 +216,14 @@ class Store:
         version moved on so the snapshot and every cached result are rebuilt with the new columns.
         Running it again changes nothing.
         """
-        metadata.create_all(self.engine)
+        for attempt in range(3):  # two processes opening a new workspace at once race to create the same tables
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         with self.engine.begin() as conn:  # the row every write locks to take the next version
             _insert_missing(conn, meta_table, {"key": "data_version", "value": "0"})
         added = _add_missing_columns(self.engine)
