@@ -10,7 +10,6 @@ The issue's goal is under 5 minutes and 25 actions; the test prints both and hol
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
@@ -25,7 +24,7 @@ from core import users
 from core.store.database import open_store
 from core.store.workspace import Workspace
 from tests.browser import screenshot, streamlit_server, wait_idle
-from tests.test_import_pilot import ANTHROPIC_HEADER, JIRA_PILOT, circleci, job, pull
+from tests.test_import_pilot import PILOT_EXPORTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -49,22 +48,7 @@ def observations() -> str:
 
 
 FILES = {
-    "jira.csv": JIRA_PILOT,
-    "pulls.json": json.dumps(
-        [
-            pull(11, "Checkout form", "PAY-2-checkout-form", "alice-gh"),
-            pull(12, "Bump lodash", "dependabot/npm_and_yarn/lodash-4.17.21", "dependabot[bot]", bot=True),
-            pull(13, "GRO-2: welcome email", "claude/welcome", "claude-agent[bot]", bot=True),
-        ]
-    ),
-    "circleci.csv": circleci(
-        job("j-1", "PAY-2-checkout-form", "1000", PIPELINE_TRIGGER_USER_ID="u-alice"),
-        job("j-2", "patch-1", "500", PIPELINE_TRIGGER_USER_ID="u-bob"),
-    ),
-    "anthropic.csv": ANTHROPIC_HEADER
-    + "2026-03-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,input_no_cache,1.20,1.20,token,,,k1,active\n"
-    + "2026-03-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,output,4.50,4.50,token,,,k1,active\n"
-    + "2026-03-03,Claude Haiku 4.5,Agents,growth-agent,message,≤ 200k,output,2.30,2.30,token,,,k2,active\n",
+    **PILOT_EXPORTS,
     "observations.csv": observations(),
 }
 

@@ -317,6 +317,28 @@ growth-agent,Growth,,
 """
 
 
+PILOT_EXPORTS = {
+    "jira.csv": JIRA_PILOT,
+    "pulls.json": json.dumps(
+        [
+            pull(11, "Checkout form", "PAY-2-checkout-form", "alice-gh"),
+            pull(12, "Bump lodash", "dependabot/npm_and_yarn/lodash-4.17.21", "dependabot[bot]", bot=True),
+            pull(13, "GRO-2: welcome email", "claude/welcome", "claude-agent[bot]", bot=True),
+        ]
+    ),
+    "circleci.csv": circleci(
+        job("j-1", "PAY-2-checkout-form", "1000", PIPELINE_TRIGGER_USER_ID="u-alice"),
+        job("j-2", "patch-1", "500", PIPELINE_TRIGGER_USER_ID="u-bob"),
+    ),
+    "anthropic.csv": ANTHROPIC_HEADER
+    + "2026-03-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,input_no_cache,1.20,1.20,token,,,k1,"
+    + "active\n"
+    + "2026-03-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,output,4.50,4.50,token,,,k1,active\n"
+    + "2026-03-03,Claude Haiku 4.5,Agents,growth-agent,message,≤ 200k,output,2.30,2.30,token,,,k2,active\n",
+}
+"""The pilot's four vendor exports, in each vendor's exact format (the browser pilot uploads the same files)."""
+
+
 def cli(store: Store, *argv: str) -> int:
     parser = argparse.ArgumentParser(prog="python -m core")
     add_commands(parser.add_subparsers())
@@ -328,23 +350,7 @@ def test_a_pilot_imports_its_own_exports_through_the_cli(
     store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = {
-        "jira.csv": JIRA_PILOT,
-        "pulls.json": json.dumps(
-            [
-                pull(11, "Checkout form", "PAY-2-checkout-form", "alice-gh"),
-                pull(12, "Bump lodash", "dependabot/npm_and_yarn/lodash-4.17.21", "dependabot[bot]", bot=True),
-                pull(13, "GRO-2: welcome email", "claude/welcome", "claude-agent[bot]", bot=True),
-            ]
-        ),
-        "circleci.csv": circleci(
-            job("j-1", "PAY-2-checkout-form", "1000", PIPELINE_TRIGGER_USER_ID="u-alice"),
-            job("j-2", "patch-1", "500", PIPELINE_TRIGGER_USER_ID="u-bob"),
-        ),
-        "anthropic.csv": ANTHROPIC_HEADER
-        + "2026-03-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,input_no_cache,1.20,1.20,token,,,k1,"
-        + "active\n"
-        + "2026-03-02,Claude Sonnet 4.5,Default,checkout-agent,message,≤ 200k,output,4.50,4.50,token,,,k1,active\n"
-        + "2026-03-03,Claude Haiku 4.5,Agents,growth-agent,message,≤ 200k,output,2.30,2.30,token,,,k2,active\n",
+        **PILOT_EXPORTS,
         "metrics.csv": METRICS,
         "observations.csv": OBSERVATIONS,
         "keys.csv": KEYS,
